@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/ops"
+	"github.com/tallyhq/tally/stream"
+)
+
+func runIngest(ctx context.Context, args []string) error {
+	fs := newFlagSet("ingest")
+	var (
+		lo     logOptions
+		no     natsOptions
+		so     streamOptions
+		listen string
+		keys   string
+		opsAt  string
+		maxB   int
+		maxN   int
+	)
+	lo.register(fs)
+	no.register(fs)
+	so.register(fs)
+	def := ingest.DefaultConfig()
+	stringVar(fs, &listen, "listen", ":8080", "HTTP ingest address")
+	stringVar(fs, &keys, "ingest-keys", "", "comma-separated ingest keys accepted as Bearer tokens (required)")
+	stringVar(fs, &opsAt, "ops-listen", ":9091", "address for /healthz, /readyz and /metrics (empty disables)")
+	intVar(fs, &maxB, "max-body-bytes", int(def.MaxBodyBytes), "largest request body accepted")
+	intVar(fs, &maxN, "max-batch", def.MaxBatch, "most events accepted in one request")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := lo.logger()
+	if err != nil {
+		return err
+	}
+	cfg := def
+	cfg.Listen = listen
+	cfg.Keys = parseKeys(keys)
+	cfg.MaxBodyBytes = int64(maxB)
+	cfg.MaxBatch = maxN
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	nc, js, err := no.connect(log, "ingest")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := stream.Ensure(ctx, js, so.config()); err != nil {
+		return fmt.Errorf("ensure streams: %w", err)
+	}
+	reg := newRegistry()
+	in, err := ingest.New(cfg, js, log, reg)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return in.Run(gctx) })
+	g.Go(func() error {
+		return ops.New(ops.Config{Listen: opsAt}, log, reg, map[string]ops.Check{"nats": natsCheck(nc)}).Run(gctx)
+	})
+	return g.Wait()
+}
+
+// newRegistry returns a Prometheus registry with the Go and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"flag"
+	"time"
+
+	"context"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tallyhq/tally/chstore"
+	"github.com/tallyhq/tally/ops"
+	"github.com/tallyhq/tally/projector"
+	"github.com/tallyhq/tally/stream"
+)
+
+func runProject(ctx context.Context, args []string) error {
+	fs := newFlagSet("project")
+	var (
+		lo    logOptions
+		no    natsOptions
+		co    clickhouseOptions
+		so    streamOptions
+		po    projectorOptions
+		opsAt string
+	)
+	lo.register(fs)
+	no.register(fs)
+	co.register(fs, "127.0.0.1:9000", "ClickHouse native protocol address host:port")
+	so.register(fs)
+	po.register(fs)
+	stringVar(fs, &opsAt, "ops-listen", ":9092", "address for /healthz, /readyz and /metrics (empty disables)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := lo.logger()
+	if err != nil {
+		return err
+	}
+	pcfg := po.config(so)
+	if err := pcfg.Validate(); err != nil {
+		return err
+	}
+	nc, js, err := no.connect(log, "project")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := stream.Ensure(ctx, js, so.config()); err != nil {
+		return fmt.Errorf("ensure streams: %w", err)
+	}
+	conn, err := chstore.Open(ctx, co.config())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	reg := newRegistry()
+	p, err := projector.New(pcfg, js, conn, log, reg)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.Run(gctx) })
+	g.Go(func() error {
+		return ops.New(ops.Config{Listen: opsAt}, log, reg, map[string]ops.Check{
+			"nats":       natsCheck(nc),
+			"clickhouse": func(ctx context.Context) error { return conn.Ping(ctx) },
+		}).Run(gctx)
+	})
+	return g.Wait()
+}
+
+// projectorOptions configures the projector stage.
+type projectorOptions struct {
+	consumer  string
+	batchSize int
+	batchWait time.Duration
+}
+
+func (o *projectorOptions) register(fs *flag.FlagSet) {
+	def := projector.DefaultConfig()
+	stringVar(fs, &o.consumer, "consumer", def.Consumer, "durable JetStream consumer name (shared by projector replicas)")
+	intVar(fs, &o.batchSize, "batch-size", def.BatchSize, "most events in one ClickHouse INSERT")
+	durationVar(fs, &o.batchWait, "batch-wait", def.BatchWait, "longest wait to fill a batch")
+}
+
+func (o *projectorOptions) config(so streamOptions) projector.Config {
+	c := projector.DefaultConfig()
+	c.Consumer = o.consumer
+	c.BatchSize = o.batchSize
+	c.BatchWait = o.batchWait
+	c.DedupWindow = so.dedupWindow
+	return c
+}

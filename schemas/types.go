@@ -47,6 +47,8 @@ var Types = []string{
 }
 
 // Event is the CloudEvents 1.0 envelope every tally event shares.
+// README.md in this directory documents every attribute and rule; Decode
+// and Validate enforce them.
 //
 // The tenant travels in two CloudEvents extension attributes, resellerid and
 // orgid: CloudEvents allows only lower-case letters and digits in attribute
@@ -73,7 +75,8 @@ const (
 )
 
 // OrganizationData is the data of organization.created and
-// organization.updated: the organization's full current state.
+// organization.updated: the organization's full current state. All fields
+// are required; name is 1–200 characters, plan matches ^[A-Za-z0-9._-]{1,64}$.
 type OrganizationData struct {
 	Name      string    `json:"name"`
 	Plan      string    `json:"plan"`
@@ -91,7 +94,8 @@ const (
 )
 
 // SubscriptionData is the data of subscription.changed: the organization's
-// subscription as it is after the change.
+// subscription as it is after the change. All fields are required; numbers
+// are >= 0 and PeriodEnd is after PeriodStart.
 type SubscriptionData struct {
 	Plan         string    `json:"plan"`
 	Status       string    `json:"status"`
@@ -103,6 +107,7 @@ type SubscriptionData struct {
 }
 
 // InvoiceData is the data of invoice.paid and invoice.payment_failed.
+// InvoiceID, AmountMinor (>= 0) and Currency are required.
 type InvoiceData struct {
 	InvoiceID     string `json:"invoice_id"`
 	AmountMinor   int64  `json:"amount_minor"`
@@ -110,7 +115,7 @@ type InvoiceData struct {
 	FailureReason string `json:"failure_reason,omitempty"` // payment_failed only
 }
 
-// UserData is the data of user.added and user.removed.
+// UserData is the data of user.added and user.removed. UserID is required.
 type UserData struct {
 	UserID string `json:"user_id"`
 	Role   string `json:"role,omitempty"`
@@ -126,23 +131,27 @@ const (
 
 // JobData is the data of every job.* event: a snapshot of the job, so each
 // event can be projected on its own whatever order events arrive in.
+// job_id, user_id, model, language and created_at are required on every
+// job.* type; created_at may not be later than the event time + 1h.
 type JobData struct {
 	JobID     string    `json:"job_id"`
 	UserID    string    `json:"user_id"`
 	Model     string    `json:"model"`
 	Language  string    `json:"language"`
 	CreatedAt time.Time `json:"created_at"`
-	// MediaDurationSeconds is the length of the audio/video; required on
-	// job.completed, optional elsewhere.
+	// MediaDurationSeconds is the length of the audio/video, > 0 and at
+	// most 7 days; required on job.completed, optional elsewhere.
 	MediaDurationSeconds float64 `json:"media_duration_seconds,omitempty"`
-	// ProcessingMS is the processing time; required on job.completed and
-	// job.failed.
-	ProcessingMS int64  `json:"processing_ms,omitempty"`
-	ErrorCode    string `json:"error_code,omitempty"`    // required on job.failed
-	ErrorMessage string `json:"error_message,omitempty"` // job.failed only
+	// ProcessingMS is the processing time in milliseconds, >= 0; required
+	// on job.completed. Not omitempty: 0 is a value a completed job may
+	// carry, and an omitted key on job.completed is rejected as missing.
+	ProcessingMS int64  `json:"processing_ms"`
+	ErrorCode    string `json:"error_code,omitempty"`    // required on job.failed, rejected elsewhere
+	ErrorMessage string `json:"error_message,omitempty"` // job.failed only, rejected elsewhere
 }
 
 // CustomModelData is the data of custom_model.created and custom_model.updated.
+// All fields but Shared are required.
 type CustomModelData struct {
 	ModelID   string `json:"model_id"`
 	Name      string `json:"name"`
@@ -159,7 +168,7 @@ const (
 )
 
 // SystemNoticeData is the data of system.notice. An empty resellerid on the
-// envelope addresses every reseller.
+// envelope addresses every reseller. All fields but Link are required.
 type SystemNoticeData struct {
 	NoticeID string `json:"notice_id"`
 	Title    string `json:"title"`

@@ -22,6 +22,6 @@ if [ "${1:-}" = "--test" ]; then
   if [ ! -d scripts/chdb/node_modules/chdb ]; then
     command -v npm >/dev/null 2>&1 || { echo "install-deps: npm is needed for the chDB check (apt-get install -y npm)" >&2; exit 1; }
     echo "install-deps: installing chdb (current ClickHouse, embedded) for the SQL compatibility check" >&2
-    npm ci --prefix scripts/chdb --no-audit --no-fund --loglevel=error
+    npm install --prefix scripts/chdb --no-audit --no-fund --loglevel=error
   fi
 fi

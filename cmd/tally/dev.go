@@ -130,7 +130,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	scfg := stream.DefaultConfig()
+	scfg := stream.Config{DedupWindow: stream.DefaultDedupWindow}
 	if err := stream.Ensure(ctx, js, scfg); err != nil {
 		return fmt.Errorf("ensure streams: %w", err)
 	}
@@ -139,9 +139,7 @@ func runDev(ctx context.Context, args []string) error {
 	if len(ingestKeys) == 0 {
 		ingestKeys = []string{devKey(dataDir)}
 	}
-	icfg := ingest.DefaultConfig()
-	icfg.Listen = listen
-	icfg.Keys = ingestKeys
+	icfg := ingest.Config{Listen: listen, Keys: ingestKeys}
 	if err := icfg.Validate(); err != nil {
 		return err
 	}
@@ -166,7 +164,7 @@ func runDev(ctx context.Context, args []string) error {
 	g.Go(func() error { return pr.Run(gctx) })
 	g.Go(func() error { return opsSrv.Run(gctx) })
 	if withDemo {
-		dcfg := demo.DefaultConfig()
+		dcfg := demo.Config{}
 		dcfg.Seed = int64(demoSeed)
 		if demoSpeed > 0 {
 			dcfg.Speed = demoSpeed
@@ -176,6 +174,12 @@ func runDev(ctx context.Context, args []string) error {
 		}
 		if demoBackfl > 0 {
 			dcfg.Backfill = demoBackfl
+		}
+		if demoBackfl == 0 && hasEvents(ctx, conn) {
+			// A restart on existing data: a full backfill would add a second
+			// history under new ids.
+			dcfg.Backfill, dcfg.CatchUp = 2*time.Hour, time.Hour
+			log.Info("existing data found: demo backfills only the last 2 hours")
 		}
 		if err := dcfg.Validate(); err != nil {
 			return err
@@ -227,6 +231,14 @@ func reportProgress(ctx context.Context, conn driver.Conn, log *slog.Logger) err
 		}
 		log.Info("read models", "events", events, "organizations", orgs, "usage_minutes", int64(minutes))
 	}
+}
+
+func hasEvents(ctx context.Context, conn driver.Conn) bool {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n); err != nil {
+		return false
+	}
+	return n > 0
 }
 
 const progressQuery = `SELECT

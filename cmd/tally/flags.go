@@ -191,18 +191,13 @@ type streamOptions struct {
 }
 
 func (o *streamOptions) register(fs *flag.FlagSet) {
-	def := stream.DefaultConfig()
-	intVar(fs, &o.replicas, "stream-replicas", def.Replicas, "stream replicas (1 in dev, 3 in production)")
-	durationVar(fs, &o.dedupWindow, "dedup-window", def.DedupWindow, "JetStream duplicate window on event id; the projector checks older events against ClickHouse")
-	durationVar(fs, &o.maxAge, "stream-max-age", def.MaxAge, "how long the stream keeps events (0 = forever, so read models can be rebuilt by replay)")
+	intVar(fs, &o.replicas, "stream-replicas", 1, "stream replicas (1 in dev, 3 in production)")
+	durationVar(fs, &o.dedupWindow, "dedup-window", stream.DefaultDedupWindow, "JetStream duplicate window on event id; the projector checks older events against ClickHouse")
+	durationVar(fs, &o.maxAge, "stream-max-age", 0, "how long the stream keeps events (0 = forever, so read models can be rebuilt by replay)")
 }
 
 func (o *streamOptions) config() stream.Config {
-	c := stream.DefaultConfig()
-	c.Replicas = o.replicas
-	c.DedupWindow = o.dedupWindow
-	c.MaxAge = o.maxAge
-	return c
+	return stream.Config{Replicas: o.replicas, DedupWindow: o.dedupWindow, MaxAge: o.maxAge}
 }
 
 func parseKeys(s string) []string {

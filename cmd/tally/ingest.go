@@ -28,12 +28,11 @@ func runIngest(ctx context.Context, args []string) error {
 	lo.register(fs)
 	no.register(fs)
 	so.register(fs)
-	def := ingest.DefaultConfig()
 	stringVar(fs, &listen, "listen", ":8080", "HTTP ingest address")
 	stringVar(fs, &keys, "ingest-keys", "", "comma-separated ingest keys accepted as Bearer tokens (required)")
 	stringVar(fs, &opsAt, "ops-listen", ":9091", "address for /healthz, /readyz and /metrics (empty disables)")
-	intVar(fs, &maxB, "max-body-bytes", int(def.MaxBodyBytes), "largest request body accepted")
-	intVar(fs, &maxN, "max-batch", def.MaxBatch, "most events accepted in one request")
+	intVar(fs, &maxB, "max-body-bytes", ingest.DefaultMaxBodyBytes, "largest request body accepted")
+	intVar(fs, &maxN, "max-batch", ingest.DefaultMaxBatch, "most events accepted in one request")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -41,11 +40,7 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := def
-	cfg.Listen = listen
-	cfg.Keys = parseKeys(keys)
-	cfg.MaxBodyBytes = int64(maxB)
-	cfg.MaxBatch = maxN
+	cfg := ingest.Config{Listen: listen, Keys: parseKeys(keys), MaxBodyBytes: maxB, MaxBatch: maxN}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/pprof"
+
+	"github.com/tallyhq/tally/bench"
+)
+
+func runBench(ctx context.Context, args []string) error {
+	fs := newFlagSet("bench")
+	def := bench.DefaultConfig()
+	var (
+		cfg        = def
+		quick      bool
+		cpuProfile string
+	)
+	intVar(fs, &cfg.Events, "events", def.Events, "events of the end-to-end run and of the projector's backlog")
+	intVar(fs, &cfg.IngestEvents, "ingest-events", def.IngestEvents, "events POSTed to the ingest stage")
+	intVar(fs, &cfg.IngestClients, "ingest-clients", def.IngestClients, "concurrent HTTP clients of the ingest run")
+	intVar(fs, &cfg.FreshnessRate, "freshness-rate", def.FreshnessRate, "steady publish rate of the freshness run, events/s")
+	durationVar(fs, &cfg.FreshnessDuration, "freshness-duration", def.FreshnessDuration, "how long the freshness run publishes")
+	boolVar(fs, &quick, "quick", false, "smoke-test sizes: 20,000 events, 3s of freshness (overrides the sizes above)")
+	boolVar(fs, &cfg.Keep, "keep", false, "keep the temporary folder (NATS store, ClickHouse data, logs) and the databases")
+	stringVar(fs, &cfg.Dir, "dir", "", "where to make the temporary folder (default: the system temp dir)")
+	stringVar(fs, &cfg.ClickHouseAddr, "clickhouse-addr", "", "ClickHouse native address host:port to use; the bench creates and drops databases tally_bench_* on it (default: start clickhouse-server in the temp folder)")
+	stringVar(fs, &cfg.ClickHouseUser, "clickhouse-user", "default", "ClickHouse user (with --clickhouse-addr)")
+	stringVar(fs, &cfg.ClickHousePass, "clickhouse-password", "", "ClickHouse password (with --clickhouse-addr)")
+	stringVar(fs, &cfg.ClickHouseBinary, "clickhouse-server", "", "clickhouse-server binary to start (default: from PATH or /usr/sbin)")
+	stringVar(fs, &cpuProfile, "cpu-profile", "", "write a CPU profile of the bench process (NATS server, ingest, clients) to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if quick {
+		cfg = cfg.Quick()
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable for the projector process: %w", err)
+	}
+	cfg.ProjectorCommand = []string{exe, "project"}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := bench.Run(ctx, cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteMarkdown(os.Stdout); err != nil {
+		return err
+	}
+	if !rep.Pass() {
+		fmt.Fprintln(os.Stderr, "tally bench: some targets were not met (see the table)")
+	}
+	return nil
+}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tallyhq/tally/chserver"
@@ -83,8 +82,9 @@ func runDev(ctx context.Context, args []string) error {
 		log.Warn("nats port in use, picking a free one", "port", natsPort)
 		natsPort = -1
 	}
+	natsLog, _ := lo.loggerAtLeast(slog.LevelWarn)
 	ns, err := stream.StartEmbedded(stream.EmbeddedConfig{
-		Host: "127.0.0.1", Port: natsPort, StoreDir: filepath.Join(dataDir, "nats"), Logger: log,
+		Host: "127.0.0.1", Port: natsPort, StoreDir: filepath.Join(dataDir, "nats"), Logger: natsLog,
 	})
 	if err != nil {
 		return fmt.Errorf("embedded nats: %w", err)
@@ -126,7 +126,7 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("connect embedded nats: %w", err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := newJetStream(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}

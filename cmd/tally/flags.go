@@ -98,11 +98,16 @@ func (o *logOptions) register(fs *flag.FlagSet) {
 	stringVar(fs, &o.level, "log-level", "info", "log level: debug, info, warn or error")
 }
 
-func (o *logOptions) logger() (*slog.Logger, error) {
+func (o *logOptions) logger() (*slog.Logger, error) { return o.loggerAtLeast(slog.LevelDebug) }
+
+// loggerAtLeast is logger with a floor on the level: embedded servers' info
+// chatter is kept out of the dev console.
+func (o *logOptions) loggerAtLeast(floor slog.Level) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: %w", o.level, err)
 	}
+	lvl = max(lvl, floor)
 	hopts := &slog.HandlerOptions{Level: lvl}
 	switch o.format {
 	case "text":
@@ -147,7 +152,7 @@ func (o *natsOptions) connect(log *slog.Logger, name string) (*nats.Conn, jetstr
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats %s: %w", o.url, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := newJetStream(nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
@@ -208,4 +213,13 @@ func parseKeys(s string) []string {
 		}
 	}
 	return keys
+}
+
+// newJetStream returns the JetStream context every stage shares: async
+// publishes time out instead of waiting forever on a lost ack, and the
+// pending limit leaves room for several publishers (ingest and the demo).
+func newJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+	return jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(16384),
+		jetstream.WithPublishAsyncTimeout(10*time.Second))
 }

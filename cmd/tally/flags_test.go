@@ -1,0 +1,53 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFlagsFromEnvironment(t *testing.T) {
+	tests := []struct {
+		name      string
+		env       map[string]string
+		args      []string
+		wantURL   string
+		wantBatch int
+		wantWait  time.Duration
+	}{
+		{"defaults", nil, nil, "nats://127.0.0.1:4222", 10000, 200 * time.Millisecond},
+		{"environment", map[string]string{"TALLY_NATS_URL": "nats://n:1", "TALLY_BATCH_SIZE": "50", "TALLY_BATCH_WAIT": "1s"}, nil, "nats://n:1", 50, time.Second},
+		{"flag beats environment", map[string]string{"TALLY_BATCH_SIZE": "50"}, []string{"--batch-size", "70"}, "nats://127.0.0.1:4222", 70, 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			envErrors = nil
+			fs := newFlagSet("project")
+			var no natsOptions
+			var po projectorOptions
+			no.register(fs)
+			po.register(fs)
+			if err := parseFlags(fs, tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if no.url != tt.wantURL || po.batchSize != tt.wantBatch || po.batchWait != tt.wantWait {
+				t.Fatalf("got url %q batch %d wait %s", no.url, po.batchSize, po.batchWait)
+			}
+		})
+	}
+}
+
+func TestMalformedEnvironmentIsAnError(t *testing.T) {
+	t.Setenv("TALLY_BATCH_SIZE", "lots")
+	envErrors = nil
+	fs := newFlagSet("project")
+	var po projectorOptions
+	po.register(fs)
+	err := parseFlags(fs, nil)
+	if err == nil || err.Error() == "" {
+		t.Fatal("want an error naming TALLY_BATCH_SIZE")
+	}
+	t.Log(err)
+}

@@ -188,7 +188,7 @@ func typeSchema(ts *typeSpec) obj {
 	if ts.createdAtNotAfterEvent {
 		desc += " data.created_at must not be more than 1h after time."
 	}
-	desc += " time must not be more than 1h in the future. Not expressible here: duplicate keys are rejected."
+	desc += " time must not be more than 1m in the future. Not expressible here: duplicate keys are rejected."
 	return obj{
 		{"$schema", "https://json-schema.org/draft/2020-12/schema"},
 		{"$id", schemaBaseURL + ts.typ + ".json"},
@@ -230,7 +230,7 @@ func envelopeSchema() obj {
 		{"$id", schemaBaseURL + "envelope.json"},
 		{"title", "tally event envelope (" + SchemaVersion + ")"},
 		{"description", "CloudEvents 1.0 envelope of every tally event; data is checked against the type's file (<type>.json). " +
-			"time must not be more than 1h in the future. Not expressible here: duplicate keys are rejected."},
+			"time must not be more than 1m in the future. Not expressible here: duplicate keys are rejected."},
 		{"type", "object"},
 		{"required", required(envelopeFields[:])},
 		{"additionalProperties", false},

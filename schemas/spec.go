@@ -9,9 +9,16 @@ import (
 // validator enforces them, and the JSON Schema files under v1/ and the field
 // tables in README.md are generated from them (go test ./schemas -update).
 
-// MaxFutureSkew is how far an event's time (and a job's or organization's
-// created_at relative to the event time) may lie in the future.
+// MaxFutureSkew is how far a job's or organization's created_at may lie
+// after the event's time.
 const MaxFutureSkew = time.Hour
+
+// MaxClockSkew is how far an event's time may lie ahead of the validating
+// clock. It is small on purpose: the projector trusts that a copy of an
+// event published more than (dedup window - MaxClockSkew) after its event
+// time may be a repeat and checks it, so an event first published while
+// still in its own future must not get far ahead.
+const MaxClockSkew = time.Minute
 
 // MaxMediaDurationSeconds bounds data.media_duration_seconds (7 days).
 const MaxMediaDurationSeconds = 7 * 24 * 60 * 60
@@ -136,7 +143,7 @@ var envelopeFields = [envCount]fieldSpec{
 	envSource: {name: "source", kind: kindString, required: true, minLen: 1, maxLen: 512,
 		doc: "URI-reference of the publishing system, e.g. `/platform/jobs`."},
 	envTime: {name: "time", kind: kindTime, required: true,
-		doc: "When it happened. At most 1h in the future of tally's clock; any age in the past."},
+		doc: "When it happened. At most 1m in the future of tally's clock; any age in the past."},
 	envResellerID: {name: "resellerid", kind: kindString, maxLen: 64, pat: patTokenOpt,
 		doc: "Reseller (tenant). Required on every type except system.notice, where empty means all resellers."},
 	envOrgID: {name: "orgid", kind: kindString, maxLen: 64, pat: patTokenOpt,

@@ -581,8 +581,8 @@ func checkEvent(env *[envCount]value, now time.Time, ps *problems, data *[maxDat
 		}
 	}
 	if t := env[envTime]; t.ok && !t.bad {
-		if ahead := t.t.Sub(now); ahead > MaxFutureSkew {
-			ps.add("time", "must not be more than "+MaxFutureSkew.String()+" in the future, is "+ahead.Round(time.Second).String()+" ahead of tally's clock")
+		if ahead := t.t.Sub(now); ahead > MaxClockSkew {
+			ps.add("time", "must not be more than "+MaxClockSkew.String()+" in the future, is "+ahead.Round(time.Second).String()+" ahead of tally's clock")
 		}
 	}
 	switch d := env[envData]; {

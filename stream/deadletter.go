@@ -24,7 +24,7 @@ const (
 // Common dead-letter reason codes (the subject token after DLQPrefix).
 const (
 	// ReasonInvalid: the body is not a valid event (schemas.Decode failed).
-	ReasonInvalid = "invalid"
+	ReasonInvalid = "invalid_event"
 	// ReasonUnprojectable: a valid event the projector cannot store.
 	ReasonUnprojectable = "unprojectable"
 )

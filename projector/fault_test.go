@@ -1,6 +1,7 @@
 package projector
 
 import (
+	"github.com/nats-io/nats.go/jetstream"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -175,9 +176,16 @@ func TestGracefulShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The server applies acks asynchronously after the connection's flush:
+	// give it a moment before reading the consumer's state.
+	var info *jetstream.ConsumerInfo
+	for settle := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if info, err = c.Info(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 || time.Now().After(settle) {
+			break
+		}
 	}
 	n := countEvents(t, ch)
 	t.Logf("stopped after %d of %d events; %d not delivered", n, len(events), info.NumPending)

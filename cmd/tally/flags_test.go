@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/tallyhq/tally/projector"
 	"testing"
 	"time"
 )
@@ -14,7 +15,7 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		wantBatch int
 		wantWait  time.Duration
 	}{
-		{"defaults", nil, nil, "nats://127.0.0.1:4222", 10000, 200 * time.Millisecond},
+		{"defaults", nil, nil, "nats://127.0.0.1:4222", projector.DefaultBatchSize, projector.DefaultBatchWait},
 		{"environment", map[string]string{"TALLY_NATS_URL": "nats://n:1", "TALLY_BATCH_SIZE": "50", "TALLY_BATCH_WAIT": "1s"}, nil, "nats://n:1", 50, time.Second},
 		{"flag beats environment", map[string]string{"TALLY_BATCH_SIZE": "50"}, []string{"--batch-size", "70"}, "nats://127.0.0.1:4222", 70, 200 * time.Millisecond},
 	}

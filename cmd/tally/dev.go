@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -77,6 +76,14 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	dataDir, _ = filepath.Abs(dataDir)
 
+	// Find ClickHouse first: without one there is nothing to start.
+	var chBin string
+	if co.addr == "" {
+		if chBin, err = findClickHouse(chBinary); err != nil {
+			return err
+		}
+	}
+
 	// NATS: a port in use falls back to a free one rather than failing.
 	if natsPort > 0 && !portFree(natsPort) {
 		log.Warn("nats port in use, picking a free one", "port", natsPort)
@@ -97,11 +104,7 @@ func runDev(ctx context.Context, args []string) error {
 	chcfg := co.config()
 	var chsrv *chserver.Server
 	if co.addr == "" {
-		bin, err := findClickHouse(chBinary)
-		if err != nil {
-			return err
-		}
-		chsrv, err = chserver.Start(ctx, chserver.Config{Binary: bin, Dir: filepath.Join(dataDir, "clickhouse"), Log: log})
+		chsrv, err = chserver.Start(ctx, chserver.Config{Binary: chBin, Dir: filepath.Join(dataDir, "clickhouse"), Log: log})
 		if err != nil {
 			return fmt.Errorf("start clickhouse: %w", err)
 		}
@@ -276,21 +279,14 @@ Try:
 		host, port, d.database, d.demo, d.key, d.ingest, host, port, d.database)
 }
 
-// findClickHouse returns the clickhouse-server binary to start.
+// findClickHouse returns the clickhouse-server binary to start, or how to
+// get one.
 func findClickHouse(explicit string) (string, error) {
-	if explicit != "" {
-		if _, err := os.Stat(explicit); err != nil {
-			return "", fmt.Errorf("--clickhouse-server %s: %w", explicit, err)
-		}
-		return explicit, nil
+	bin, err := chserver.FindBinary(explicit)
+	if errors.Is(err, chserver.ErrNotFound) {
+		return "", fmt.Errorf("%w\n%w", err, errNoClickHouse)
 	}
-	if p, err := exec.LookPath("clickhouse-server"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat("/usr/sbin/clickhouse-server"); err == nil {
-		return "/usr/sbin/clickhouse-server", nil
-	}
-	return "", errNoClickHouse
+	return bin, err
 }
 
 // devKey returns the dev ingest key, generated once and kept in the data dir

@@ -24,6 +24,7 @@ import (
 	"github.com/tallyhq/tally/ops"
 	"github.com/tallyhq/tally/projector"
 	"github.com/tallyhq/tally/publish"
+	"github.com/tallyhq/tally/query"
 	"github.com/tallyhq/tally/schemas"
 	"github.com/tallyhq/tally/stream"
 )
@@ -38,6 +39,7 @@ func runDev(ctx context.Context, args []string) error {
 	fs := newFlagSet("dev")
 	var (
 		lo         logOptions
+		qo         queryOptions
 		co         clickhouseOptions
 		dataDir    string
 		chBinary   string
@@ -52,6 +54,7 @@ func runDev(ctx context.Context, args []string) error {
 		demoBackfl time.Duration
 	)
 	lo.register(fs)
+	qo.register(fs)
 	co.register(fs, "", "ClickHouse native address host:port to use (default: start clickhouse-server as a child process)")
 	stringVar(fs, &dataDir, "data-dir", ".tally-dev", "folder for the embedded NATS store and the ClickHouse data")
 	stringVar(fs, &chBinary, "clickhouse-server", "", "clickhouse-server binary to start (default: from PATH or /usr/sbin)")
@@ -157,6 +160,18 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	qcfg := qo.config()
+	if err := qcfg.Validate(); err != nil {
+		return err
+	}
+	qs, err := query.New(qcfg, conn, log.With("stage", "query"), reg)
+	if err != nil {
+		return err
+	}
+	queryKey, err := devQueryKey(ctx, conn, dataDir)
+	if err != nil {
+		return err
+	}
 	opsSrv := ops.New(ops.Config{Listen: opsAt}, log, reg, map[string]ops.Check{
 		"nats":       natsCheck(nc),
 		"clickhouse": func(ctx context.Context) error { return conn.Ping(ctx) },
@@ -166,6 +181,7 @@ func runDev(ctx context.Context, args []string) error {
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error { return pr.Run(gctx) })
 	g.Go(func() error { return opsSrv.Run(gctx) })
+	g.Go(func() error { return qs.Run(gctx) })
 	if withDemo {
 		dcfg := demo.Config{}
 		dcfg.Seed = int64(demoSeed)
@@ -196,6 +212,7 @@ func runDev(ctx context.Context, args []string) error {
 	printBanner(devInfo{
 		ingest: httpURL(listen), ops: httpURL(opsAt), nats: ns.ClientURL(), clickhouse: chcfg.Addr,
 		database: chcfg.Database, key: ingestKeys[0], dataDir: dataDir, demo: withDemo, ownCH: chsrv != nil,
+		query: httpURL(qcfg.Listen), queryKey: queryKey,
 	})
 	err = g.Wait()
 	log.Info("stopped; shutting down nats and clickhouse")
@@ -251,6 +268,7 @@ const progressQuery = `SELECT
 
 type devInfo struct {
 	ingest, ops, nats, clickhouse, database, key, dataDir string
+	query, queryKey                                       string
 	demo, ownCH                                           bool
 }
 
@@ -264,6 +282,8 @@ func printBanner(d devInfo) {
 tally dev is running. Ctrl-C stops everything.
 
   Ingest API     %s/v1/events   (Authorization: Bearer %s)
+  Query API      %s/v1/overview?reseller=acme-media   (Authorization: Bearer %s, operator key)
+                 OpenAPI document: %s/openapi.yaml
   Health/metrics %s/healthz  %s/readyz  %s/metrics
   NATS           %s (JetStream, store in %s)
   ClickHouse     %s %s
@@ -273,10 +293,11 @@ tally dev is running. Ctrl-C stops everything.
 Try:
   curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
        --data @schemas/examples/job.completed.json %s/v1/events
+  curl -s -H 'Authorization: Bearer %s' '%s/v1/organizations?reseller=acme-media&sort=usage&order=desc'
   clickhouse-client --host %s --port %s -d %s -q 'SELECT org_id, sumMerge(media_ms)/60000 AS minutes FROM usage_15m GROUP BY org_id ORDER BY minutes DESC LIMIT 5'
 
-`, d.ingest, d.key, d.ops, d.ops, d.ops, d.nats, filepath.Join(d.dataDir, "nats"), d.clickhouse, chNote,
-		host, port, d.database, d.demo, d.key, d.ingest, host, port, d.database)
+`, d.ingest, d.key, d.query, d.queryKey, d.query, d.ops, d.ops, d.ops, d.nats, filepath.Join(d.dataDir, "nats"), d.clickhouse, chNote,
+		host, port, d.database, d.demo, d.key, d.ingest, d.queryKey, d.query, host, port, d.database)
 }
 
 // findClickHouse returns the clickhouse-server binary to start, or how to

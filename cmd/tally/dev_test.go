@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -30,7 +31,8 @@ func TestDevRunsEverything(t *testing.T) {
 	dataDir := t.TempDir()
 	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	opsAt := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--nats-port", "-1", "--listen", listen, "--ops-listen", opsAt)
+	queryAt := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--nats-port", "-1", "--listen", listen, "--ops-listen", opsAt, "--query-listen", queryAt)
 	cmd.Env = append(os.Environ(), "TALLY_LOG_LEVEL=warn")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -41,23 +43,30 @@ func TestDevRunsEverything(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
-	chPort := make(chan string, 1)
+	chPort, queryKey := make(chan string, 1), make(chan string, 1)
 	var output strings.Builder
 	go func() {
-		re := regexp.MustCompile(`clickhouse-client --host 127\.0\.0\.1 --port (\d+)`)
+		chRE := regexp.MustCompile(`clickhouse-client --host 127\.0\.0\.1 --port (\d+)`)
+		keyRE := regexp.MustCompile(`Bearer (\S+), operator key`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			output.WriteString(sc.Text() + "\n")
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			if m := chRE.FindStringSubmatch(sc.Text()); m != nil && len(chPort) == 0 {
 				chPort <- m[1]
+			}
+			if m := keyRE.FindStringSubmatch(sc.Text()); m != nil {
+				queryKey <- m[1]
 			}
 		}
 	}()
-	var port string
-	select {
-	case port = <-chPort:
-	case <-time.After(90 * time.Second):
-		t.Fatalf("tally dev printed no ClickHouse address:\n%s", output.String())
+	var port, key string
+	for port == "" || key == "" {
+		select {
+		case port = <-chPort:
+		case key = <-queryKey:
+		case <-time.After(90 * time.Second):
+			t.Fatalf("tally dev printed no ClickHouse address or query key:\n%s", output.String())
+		}
 	}
 
 	waitUntil(t, 30*time.Second, "/readyz answers 200", func() bool {
@@ -82,6 +91,21 @@ func TestDevRunsEverything(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "SELECT count() FROM organizations FINAL").Scan(&orgs); err != nil || orgs < 10 {
 		t.Fatalf("organizations = %d, %v: want the demo's dozens", orgs, err)
 	}
+
+	// The query service answers with the printed operator key.
+	waitUntil(t, 30*time.Second, "the query service lists the demo's organizations", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+queryAt+"/v1/organizations?reseller=acme-media", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var body struct {
+			Total int `json:"total"`
+		}
+		return res.StatusCode == http.StatusOK && json.NewDecoder(res.Body).Decode(&body) == nil && body.Total > 0
+	})
 
 	// Ctrl-C: everything stops, ClickHouse included.
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

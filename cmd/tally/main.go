@@ -26,6 +26,8 @@ var commands = map[string]command{
 	"project": {"run the projector stage (JetStream to ClickHouse)", runProject},
 	"migrate": {"apply ClickHouse migrations and create or update the JetStream streams", runMigrate},
 	"bench":   {"measure ingest, end-to-end throughput, freshness and projector memory; print a table", runBench},
+	"query":   {"run the query stage (the dashboard's read API)", runQuery},
+	"keys":    {"create, revoke and list query API keys", runKeys},
 	"version": {"print the version", runVersion},
 }
 

@@ -1,0 +1,156 @@
+package query
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Activity statuses as the API names them; "in_progress" is a created or
+// started job.
+var activityStatuses = map[string][]string{
+	"in_progress": {"created", "processing"},
+	"completed":   {"completed"},
+	"failed":      {"failed"},
+}
+
+func apiStatus(stored string) string {
+	if stored == "created" || stored == "processing" {
+		return "in_progress"
+	}
+	return stored
+}
+
+// cursor is the keyset position after the last job of a page.
+type cursor struct {
+	CreatedAt time.Time
+	OrgID     string
+	JobID     string
+}
+
+func (c cursor) encode() string {
+	raw := strconv.FormatInt(c.CreatedAt.Unix(), 10) + "\x00" + c.OrgID + "\x00" + c.JobID
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func decodeCursor(s string) (*cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	parts := strings.Split(string(raw), "\x00")
+	if len(parts) != 3 {
+		return nil, errors.New("malformed cursor")
+	}
+	sec, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	return &cursor{CreatedAt: time.Unix(sec, 0).UTC(), OrgID: parts[1], JobID: parts[2]}, nil
+}
+
+type activityJob struct {
+	OrgID        string    `json:"org_id"`
+	OrgName      string    `json:"org_name"`
+	JobID        string    `json:"job_id"`
+	UserID       string    `json:"user_id"`
+	Status       string    `json:"status"`
+	Model        string    `json:"model"`
+	Language     string    `json:"language"`
+	MediaSeconds float64   `json:"media_duration_seconds"`
+	ProcessingMS uint64    `json:"processing_ms"`
+	ErrorCode    string    `json:"error_code,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+type activityResponse struct {
+	Jobs       []activityJob `json:"jobs"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+func (q *Query) activity(c *fiber.Ctx) error {
+	s := scopeOf(c)
+	ctx := c.UserContext()
+	limit, err := intParam(c, "limit", 50, 1, 500)
+	if err != nil {
+		return err
+	}
+	aq := activityQuery{reseller: s.reseller, orgs: listParam(c, "org"), models: listParam(c, "model"), limit: limit + 1}
+	for _, st := range listParam(c, "status") {
+		stored, ok := activityStatuses[st]
+		if !ok {
+			return badParam("status", "unknown status %q: want in_progress, completed or failed", st)
+		}
+		aq.statuses = append(aq.statuses, stored...)
+	}
+	if raw := c.Query("cursor"); raw != "" {
+		if aq.after, err = decodeCursor(raw); err != nil {
+			return badParam("cursor", "invalid cursor: pass next_cursor from the previous page")
+		}
+	}
+	sql, args := aq.build()
+	rows, err := q.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("activity: %w", err)
+	}
+	defer rows.Close()
+	resp := activityResponse{Jobs: []activityJob{}}
+	var orgIDs []string
+	seen := map[string]bool{}
+	for rows.Next() {
+		var j activityJob
+		var media uint64
+		if err := rows.Scan(&j.OrgID, &j.JobID, &j.UserID, &j.Model, &j.Language, &j.Status, &j.CreatedAt, &media, &j.ProcessingMS, &j.ErrorCode); err != nil {
+			return fmt.Errorf("activity: %w", err)
+		}
+		j.Status = apiStatus(j.Status)
+		j.MediaSeconds = float64(media) / 1000
+		j.CreatedAt = j.CreatedAt.In(s.loc)
+		resp.Jobs = append(resp.Jobs, j)
+		if !seen[j.OrgID] {
+			seen[j.OrgID] = true
+			orgIDs = append(orgIDs, j.OrgID)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("activity: %w", err)
+	}
+	if len(resp.Jobs) > limit {
+		resp.Jobs = resp.Jobs[:limit]
+		last := resp.Jobs[limit-1]
+		resp.NextCursor = cursor{CreatedAt: last.CreatedAt.UTC(), OrgID: last.OrgID, JobID: last.JobID}.encode()
+	}
+	names, err := q.orgNames(c, s.reseller, orgIDs)
+	if err != nil {
+		return err
+	}
+	for i := range resp.Jobs {
+		resp.Jobs[i].OrgName = names[resp.Jobs[i].OrgID]
+	}
+	return c.JSON(resp)
+}
+
+func (q *Query) orgNames(c *fiber.Ctx, reseller string, ids []string) (map[string]string, error) {
+	names := map[string]string{}
+	if len(ids) == 0 {
+		return names, nil
+	}
+	rows, err := q.conn.Query(c.UserContext(), orgNamesSQL, reseller, ids)
+	if err != nil {
+		return nil, fmt.Errorf("organization names: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("organization names: %w", err)
+		}
+		names[id] = name
+	}
+	return names, rows.Err()
+}

@@ -1,0 +1,323 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tallyhq/tally/schemas"
+)
+
+type subscription struct {
+	Plan         string    `json:"plan"`
+	Status       string    `json:"status"`
+	QuotaMinutes uint64    `json:"quota_minutes"`
+	PriceMinor   int64     `json:"price_minor,omitempty"`
+	Currency     string    `json:"currency,omitempty"`
+	PeriodStart  time.Time `json:"period_start"`
+	PeriodEnd    time.Time `json:"period_end"`
+}
+
+type orgSummary struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Plan         string    `json:"plan"`
+	Status       string    `json:"status"`
+	Users        uint64    `json:"users"`
+	UsageMinutes float64   `json:"usage_minutes"`
+	QuotaMinutes uint64    `json:"quota_minutes"`
+	QuotaShare   *float64  `json:"quota_share"` // usage / quota; null without a quota
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+type orgsResponse struct {
+	Organizations []orgSummary `json:"organizations"`
+	// Period is the current month in tz, the span of usage_minutes.
+	Period   period `json:"period"`
+	Page     int    `json:"page"`
+	PageSize int    `json:"page_size"`
+	Total    int    `json:"total"`
+}
+
+var orgSorts = map[string]func(a, b *orgSummary) int{
+	"name":    func(a, b *orgSummary) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) },
+	"usage":   func(a, b *orgSummary) int { return cmpFloat(a.UsageMinutes, b.UsageMinutes) },
+	"created": func(a, b *orgSummary) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"users":   func(a, b *orgSummary) int { return cmpFloat(float64(a.Users), float64(b.Users)) },
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+var orgStatuses = []string{schemas.OrgStatusActive, schemas.OrgStatusTrial, schemas.OrgStatusSuspended}
+
+// organizations lists the reseller's organizations. The list of one
+// reseller is small (thousands at most), so the four read models are read
+// whole and joined, filtered, sorted and paged here.
+func (q *Query) organizations(c *fiber.Ctx) error {
+	s := scopeOf(c)
+	sortBy, order := c.Query("sort", "name"), c.Query("order", "asc")
+	cmp, ok := orgSorts[sortBy]
+	if !ok {
+		return badParam("sort", "unknown sort %q: want name, usage, created or users", sortBy)
+	}
+	if order != "asc" && order != "desc" {
+		return badParam("order", "unknown order %q: want asc or desc", order)
+	}
+	page, err := intParam(c, "page", 1, 1, 1_000_000)
+	if err != nil {
+		return err
+	}
+	size, err := intParam(c, "page_size", 25, 1, 200)
+	if err != nil {
+		return err
+	}
+	statuses := listParam(c, "status")
+	for _, st := range statuses {
+		if !slices.Contains(orgStatuses, st) {
+			return badParam("status", "unknown status %q: want active, trial or suspended", st)
+		}
+	}
+	plans := listParam(c, "plan")
+	needle := strings.ToLower(strings.TrimSpace(c.Query("q")))
+
+	now := q.now()
+	monthStart := startOfMonth(now, s.loc)
+	all, err := q.orgSummaries(c.UserContext(), s.reseller, monthStart, now)
+	if err != nil {
+		return err
+	}
+	var list []orgSummary
+	for _, o := range all {
+		if needle != "" && !strings.Contains(strings.ToLower(o.Name), needle) ||
+			len(plans) > 0 && !slices.Contains(plans, o.Plan) ||
+			len(statuses) > 0 && !slices.Contains(statuses, o.Status) {
+			continue
+		}
+		list = append(list, o)
+	}
+	slices.SortStableFunc(list, func(a, b orgSummary) int {
+		d := cmp(&a, &b)
+		if d == 0 {
+			d = strings.Compare(a.ID, b.ID)
+		}
+		if order == "desc" {
+			d = -d
+		}
+		return d
+	})
+	resp := orgsResponse{Organizations: []orgSummary{}, Period: period{From: monthStart, To: now.In(s.loc)}, Page: page, PageSize: size, Total: len(list)}
+	if start := (page - 1) * size; start < len(list) {
+		resp.Organizations = list[start:min(start+size, len(list))]
+	}
+	return c.JSON(resp)
+}
+
+func (q *Query) orgSummaries(ctx context.Context, reseller string, from, to time.Time) ([]orgSummary, error) {
+	var out []orgSummary
+	rows, err := q.conn.Query(ctx, orgsSQL, reseller)
+	if err != nil {
+		return nil, fmt.Errorf("organizations: %w", err)
+	}
+	defer rows.Close()
+	byID := map[string]int{}
+	for rows.Next() {
+		var o orgSummary
+		if err := rows.Scan(&o.ID, &o.Name, &o.Plan, &o.Status, &o.CreatedAt); err != nil {
+			return nil, fmt.Errorf("organizations: %w", err)
+		}
+		o.CreatedAt = o.CreatedAt.UTC()
+		byID[o.ID] = len(out)
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("organizations: %w", err)
+	}
+	subs, err := q.subscriptions(ctx, subsSQL, reseller)
+	if err != nil {
+		return nil, err
+	}
+	for id, sub := range subs {
+		if i, ok := byID[id]; ok {
+			out[i].QuotaMinutes = sub.QuotaMinutes
+		}
+	}
+	if err := q.scanCounts(ctx, userCountsSQL, func(id string, n uint64) {
+		if i, ok := byID[id]; ok {
+			out[i].Users = n
+		}
+	}, reseller); err != nil {
+		return nil, fmt.Errorf("organization users: %w", err)
+	}
+	if err := q.scanCounts(ctx, orgMinutesSQL, func(id string, ms uint64) {
+		if i, ok := byID[id]; ok {
+			out[i].UsageMinutes = msToMinutes(ms)
+		}
+	}, reseller, from.UTC(), to.UTC()); err != nil {
+		return nil, fmt.Errorf("organization usage: %w", err)
+	}
+	for i := range out {
+		if out[i].QuotaMinutes > 0 {
+			share := round(out[i].UsageMinutes/float64(out[i].QuotaMinutes), 4)
+			out[i].QuotaShare = &share
+		}
+	}
+	return out, nil
+}
+
+func (q *Query) subscriptions(ctx context.Context, sql string, args ...any) (map[string]subscription, error) {
+	rows, err := q.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]subscription{}
+	for rows.Next() {
+		var id string
+		var s subscription
+		if err := rows.Scan(&id, &s.Plan, &s.Status, &s.QuotaMinutes, &s.PriceMinor, &s.Currency, &s.PeriodStart, &s.PeriodEnd); err != nil {
+			return nil, fmt.Errorf("subscriptions: %w", err)
+		}
+		s.PeriodStart, s.PeriodEnd = s.PeriodStart.UTC(), s.PeriodEnd.UTC()
+		out[id] = s
+	}
+	return out, rows.Err()
+}
+
+func (q *Query) scanCounts(ctx context.Context, sql string, fn func(id string, n uint64), args ...any) error {
+	rows, err := q.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n uint64
+		if err := rows.Scan(&id, &n); err != nil {
+			return err
+		}
+		fn(id, n)
+	}
+	return rows.Err()
+}
+
+type orgUser struct {
+	UserID  string    `json:"user_id"`
+	Role    string    `json:"role"`
+	AddedAt time.Time `json:"updated_at"`
+}
+
+type breakdown struct {
+	Name    string  `json:"name"`
+	Minutes float64 `json:"minutes"`
+	Jobs    uint64  `json:"jobs_completed"`
+}
+
+type orgDetail struct {
+	ID           string        `json:"id"`
+	Name         string        `json:"name"`
+	Plan         string        `json:"plan"`
+	Status       string        `json:"status"`
+	CreatedAt    time.Time     `json:"created_at"`
+	Subscription *subscription `json:"subscription"`
+	Users        []orgUser     `json:"users"`
+	// Usage is the daily series of the last 30 days in tz; Models and
+	// Languages break down the current month.
+	Usage     usageResponse `json:"usage"`
+	Models    []breakdown   `json:"models"`
+	Languages []breakdown   `json:"languages"`
+	// Alerts is the organization's alert history (empty until the alerts
+	// stage exists).
+	Alerts []any `json:"alerts"`
+}
+
+func (q *Query) organization(c *fiber.Ctx) error {
+	s := scopeOf(c)
+	ctx := c.UserContext()
+	id := c.Params("id")
+	if !schemas.ValidToken(id) {
+		return errOrgNotFound
+	}
+	var d orgDetail
+	err := q.conn.QueryRow(ctx, orgSQL, s.reseller, id).Scan(&d.ID, &d.Name, &d.Plan, &d.Status, &d.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errOrgNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("organization: %w", err)
+	}
+	d.CreatedAt = d.CreatedAt.UTC()
+	subs, err := q.subscriptions(ctx, subSQL, s.reseller, id)
+	if err != nil {
+		return err
+	}
+	if sub, ok := subs[id]; ok {
+		d.Subscription = &sub
+	}
+	d.Users = []orgUser{}
+	rows, err := q.conn.Query(ctx, orgUsersSQL, s.reseller, id)
+	if err != nil {
+		return fmt.Errorf("organization users: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u orgUser
+		if err := rows.Scan(&u.UserID, &u.Role, &u.AddedAt); err != nil {
+			return fmt.Errorf("organization users: %w", err)
+		}
+		u.AddedAt = u.AddedAt.UTC()
+		d.Users = append(d.Users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("organization users: %w", err)
+	}
+
+	now := q.now()
+	to := nextPeriod(floorPeriod(now, "day", s.loc), "day", s.loc)
+	from := to.AddDate(0, 0, -30)
+	d.Usage, err = q.runUsage(ctx, s, usageParams{
+		metrics: []string{"minutes", "jobs_completed", "jobs_failed", "distinct_users"}, granularity: "day",
+		from: floorPeriod(from, "day", s.loc), to: to, orgs: []string{id},
+	})
+	if err != nil {
+		return err
+	}
+	monthStart := startOfMonth(now, s.loc)
+	if d.Models, err = q.breakdown(ctx, s, id, "model", monthStart, to); err != nil {
+		return err
+	}
+	if d.Languages, err = q.breakdown(ctx, s, id, "language", monthStart, to); err != nil {
+		return err
+	}
+	d.Alerts = []any{}
+	return c.JSON(d)
+}
+
+// breakdown is the usage of one organization by one dimension, most minutes first.
+func (q *Query) breakdown(ctx context.Context, s scope, org, dim string, from, to time.Time) ([]breakdown, error) {
+	out := []breakdown{}
+	uq := usageQuery{reseller: s.reseller, from: from.UTC(), to: to.UTC(), groupBy: []string{dim}, orgs: []string{org}}
+	err := q.scanUsage(ctx, uq, 1, func(_ uint32, k groupKey, a agg) {
+		out = append(out, breakdown{Name: k[0], Minutes: msToMinutes(a.mediaMS), Jobs: a.completed})
+	})
+	slices.SortStableFunc(out, func(a, b breakdown) int {
+		if d := cmpFloat(b.Minutes, a.Minutes); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out, err
+}

@@ -1,0 +1,316 @@
+package query
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tallyhq/tally/schemas"
+	"github.com/tallyhq/tally/testenv"
+)
+
+func TestActivityQueryBuild(t *testing.T) {
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name     string
+		q        activityQuery
+		wantSQL  string
+		wantArgs []any
+	}{
+		{
+			name: "scope only",
+			q:    activityQuery{reseller: "r1", limit: 51},
+			wantSQL: `SELECT org_id, job_id, user_id, model, language, status, created_at, media_ms, processing_ms, error_code
+FROM jobs FINAL
+WHERE reseller_id = ?
+ORDER BY created_at DESC, org_id DESC, job_id DESC
+LIMIT ?`,
+			wantArgs: []any{"r1", 51},
+		},
+		{
+			name: "filters and cursor",
+			q: activityQuery{reseller: "r1", orgs: []string{"o1"}, statuses: []string{"created", "processing"}, models: []string{"m"},
+				after: &cursor{CreatedAt: at, OrgID: "o1", JobID: "j1"}, limit: 3},
+			wantSQL: `SELECT org_id, job_id, user_id, model, language, status, created_at, media_ms, processing_ms, error_code
+FROM jobs FINAL
+WHERE reseller_id = ?
+  AND org_id IN (SELECT arrayJoin(?))
+  AND status IN (SELECT arrayJoin(?))
+  AND model IN (SELECT arrayJoin(?))
+  AND (created_at < ? OR (created_at = ? AND (org_id < ? OR (org_id = ? AND job_id < ?))))
+ORDER BY created_at DESC, org_id DESC, job_id DESC
+LIMIT ?`,
+			wantArgs: []any{"r1", []string{"o1"}, []string{"created", "processing"}, []string{"m"}, at, at, "o1", "o1", "j1", 3},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sql, args := tc.q.build()
+			if sql != tc.wantSQL {
+				t.Errorf("sql:\n%s\nwant:\n%s", sql, tc.wantSQL)
+			}
+			if !reflect.DeepEqual(args, tc.wantArgs) {
+				t.Errorf("args %v, want %v", args, tc.wantArgs)
+			}
+		})
+	}
+}
+
+func TestUsageQueryBuild(t *testing.T) {
+	from, to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name     string
+		q        usageQuery
+		wantSQL  string
+		wantArgs []any
+	}{
+		{
+			name: "totals",
+			q:    usageQuery{reseller: "r1", from: from, to: to},
+			wantSQL: `SELECT sumMerge(media_ms) AS media_ms,
+    sumMerge(jobs_completed) AS jobs_completed,
+    sumMerge(jobs_failed) AS jobs_failed,
+    sumMerge(processing_ms) AS processing_ms,
+    uniqExactMerge(users) AS distinct_users
+FROM usage_15m
+WHERE reseller_id = ?
+  AND bucket >= ?
+  AND bucket < ?`,
+			wantArgs: []any{"r1", from, to},
+		},
+		{
+			name: "by day in a zone, two dimensions, every filter",
+			q: usageQuery{reseller: "r1", from: from, to: to, granularity: "day", tz: "Asia/Kolkata", groupBy: []string{"organization", "language"},
+				orgs: []string{"o1"}, models: []string{"m"}, languages: []string{"en"}, plans: []string{"pro"}},
+			wantSQL: `SELECT toUInt32(toStartOfDay(bucket, ?)) AS period,
+    org_id,
+    language,
+    sumMerge(media_ms) AS media_ms,
+    sumMerge(jobs_completed) AS jobs_completed,
+    sumMerge(jobs_failed) AS jobs_failed,
+    sumMerge(processing_ms) AS processing_ms,
+    uniqExactMerge(users) AS distinct_users
+FROM usage_15m
+WHERE reseller_id = ?
+  AND bucket >= ?
+  AND bucket < ?
+  AND org_id IN (SELECT arrayJoin(?))
+  AND model IN (SELECT arrayJoin(?))
+  AND language IN (SELECT arrayJoin(?))
+  AND org_id IN (SELECT org_id FROM organizations FINAL WHERE reseller_id = ? AND plan IN (SELECT arrayJoin(?)))
+GROUP BY period, org_id, language
+ORDER BY period, org_id, language`,
+			wantArgs: []any{"Asia/Kolkata", "r1", from, to, []string{"o1"}, []string{"m"}, []string{"en"}, "r1", []string{"pro"}},
+		},
+		{
+			name: "by month",
+			q:    usageQuery{reseller: "r2", from: from, to: to, granularity: "month", tz: "UTC", groupBy: []string{"model"}},
+			wantSQL: `SELECT toYYYYMMDD(toStartOfMonth(bucket, ?)) AS period,
+    model,
+    sumMerge(media_ms) AS media_ms,
+    sumMerge(jobs_completed) AS jobs_completed,
+    sumMerge(jobs_failed) AS jobs_failed,
+    sumMerge(processing_ms) AS processing_ms,
+    uniqExactMerge(users) AS distinct_users
+FROM usage_15m
+WHERE reseller_id = ?
+  AND bucket >= ?
+  AND bucket < ?
+GROUP BY period, model
+ORDER BY period, model`,
+			wantArgs: []any{"UTC", "r2", from, to},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sql, args := tc.q.build()
+			if sql != tc.wantSQL {
+				t.Errorf("sql:\n%s\nwant:\n%s", sql, tc.wantSQL)
+			}
+			if !reflect.DeepEqual(args, tc.wantArgs) {
+				t.Errorf("args %v, want %v", args, tc.wantArgs)
+			}
+		})
+	}
+}
+
+// zoneCheckSQL applies every granularity's period expression to 15-minute
+// buckets from a start, for comparison with floorPeriod.
+func zoneCheckSQL() string {
+	return `SELECT toUInt32(bucket) AS b, ` + granularities["hour"] + ` AS hour, ` + granularities["day"] + ` AS day, ` +
+		granularities["week"] + ` AS week, ` + granularities["month"] + ` AS month
+FROM (SELECT toDateTime(toUInt32(?) + number * 900) AS bucket FROM system.numbers LIMIT ?)
+ORDER BY b`
+}
+
+var zoneCases = []struct {
+	tz    string
+	start time.Time
+}{
+	{"Asia/Kolkata", time.Date(2026, 11, 18, 0, 0, 0, 0, time.UTC)},
+	{"Asia/Kathmandu", time.Date(2026, 11, 18, 0, 0, 0, 0, time.UTC)},
+	{"America/New_York", time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)}, // DST ends 2026-11-01 06:00Z
+	{"America/New_York", time.Date(2026, 3, 7, 0, 0, 0, 0, time.UTC)},   // DST starts 2026-03-08 07:00Z
+	{"Pacific/Chatham", time.Date(2026, 9, 26, 0, 0, 0, 0, time.UTC)},   // +12:45 to +13:45 on 2026-09-27
+	{"Pacific/Chatham", time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)},  // month and week edges
+}
+
+const zoneBuckets = 4 * 24 * 3 // three days of 15-minute buckets
+
+// TestTimeZoneBuckets: ClickHouse's period of every 15-minute bucket, in
+// zones with 30- and 45-minute offsets and across DST changes, is the one
+// Go computes from the IANA database.
+func TestTimeZoneBuckets(t *testing.T) {
+	ch := testenv.ClickHouse(t)
+	for _, zc := range zoneCases {
+		t.Run(zc.tz+"/"+zc.start.Format(time.DateOnly), func(t *testing.T) {
+			loc, err := loadZone(zc.tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := ch.Conn.Query(t.Context(), zoneCheckSQL(), zc.tz, zc.tz, zc.tz, zc.tz, uint32(zc.start.Unix()), zoneBuckets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			n, bad := 0, 0
+			for rows.Next() {
+				var b, hour, day, week, month uint32
+				if err := rows.Scan(&b, &hour, &day, &week, &month); err != nil {
+					t.Fatal(err)
+				}
+				n++
+				at := time.Unix(int64(b), 0)
+				got := map[string]time.Time{
+					"hour": periodStart(hour, "hour", loc), "day": periodStart(day, "day", loc),
+					"week": periodStart(week, "week", loc), "month": periodStart(month, "month", loc),
+				}
+				for g, p := range got {
+					if want := floorPeriod(at, g, loc); !want.Equal(p) && bad < 10 {
+						bad++
+						t.Errorf("%s %s: ClickHouse %s, Go %s", at.UTC().Format(time.RFC3339), g, p.Format(time.RFC3339), want.Format(time.RFC3339))
+					}
+				}
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if n != zoneBuckets {
+				t.Fatalf("%d rows, want %d", n, zoneBuckets)
+			}
+		})
+	}
+}
+
+// testSQLOnChDB runs every query the API issues, on the fixture's events,
+// on ClickHouse 18.16 and on current ClickHouse (chDB), and compares.
+func testSQLOnChDB(t *testing.T, env *apiEnv) {
+	setup := eventsInserts(t, env.ch)
+	ch := testenv.ClickHouse(t) // a second, empty database: setup fills it
+	from, to := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	month := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	queries := []testenv.NamedQuery{
+		{Name: "org counts", SQL: orgCountsSQL, Args: []any{month, "r1"}},
+		{Name: "subscriptions as of now", SQL: subscriptionsAsOfSQL, Args: []any{"r1", fixedNow}},
+		{Name: "subscriptions as of month start", SQL: subscriptionsAsOfSQL, Args: []any{"r1", month}},
+		{Name: "users as of", SQL: usersAsOfSQL, Args: []any{"r1", fixedNow}},
+		{Name: "minutes", SQL: minutesSQL, Args: []any{"r1", month, fixedNow}},
+		{Name: "org names", SQL: orgNamesSQL, Args: []any{"r1", []string{"o1", "o2", "o9"}}},
+		{Name: "orgs", SQL: orgsSQL, Args: []any{"r1"}},
+		{Name: "org", SQL: orgSQL, Args: []any{"r1", "o1"}},
+		{Name: "subs", SQL: subsSQL + "", Args: []any{"r1"}},
+		{Name: "sub", SQL: subSQL, Args: []any{"r1", "o2"}},
+		{Name: "user counts", SQL: userCountsSQL, Args: []any{"r1"}},
+		{Name: "org users", SQL: orgUsersSQL, Args: []any{"r1", "o1"}},
+		{Name: "org minutes", SQL: orgMinutesSQL, Args: []any{"r1", month, fixedNow}},
+	}
+	add := func(name, sql string, args []any) {
+		queries = append(queries, testenv.NamedQuery{Name: name, SQL: sql, Args: args})
+	}
+	for i, aq := range []activityQuery{
+		{reseller: "r1", limit: 100},
+		{reseller: "r1", orgs: []string{"o1", "o2"}, statuses: []string{"created", "processing"}, models: []string{"nova-2"}, limit: 100},
+		{reseller: "r1", after: &cursor{CreatedAt: time.Date(2026, 11, 19, 11, 0, 0, 0, time.UTC), OrgID: "o2", JobID: "j07"}, limit: 100},
+	} {
+		sql, args := aq.build()
+		add(fmt.Sprintf("activity %d", i), sql, args)
+	}
+	add("invoices", invoicesSQL, []any{"r1", month, to})
+	for i, nq := range []notificationsQuery{
+		{reseller: "r1", limit: 100},
+		{reseller: "r2", types: []string{"system.notice", "invoice.payment_failed"}, after: &noteCursor{timeMS: uint64(fixedNow.UnixMilli()), id: "zz"}, limit: 100},
+	} {
+		sql, args := nq.build()
+		add(fmt.Sprintf("notifications %d", i), sql, args)
+	}
+	sql, args := activityReportQuery("r1", from, to, []string{"o1", "o2"}, []string{"completed"}, []string{"nova-2", "whisper-large"}, 1000)
+	add("activity report", sql, args)
+	for _, tz := range []string{"UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Pacific/Chatham"} {
+		for _, g := range []string{"", "hour", "day", "week", "month"} {
+			uq := usageQuery{reseller: "r1", from: from, to: to, granularity: g, tz: tz, groupBy: []string{"organization", "model"}, plans: []string{"pro", "starter"}}
+			if g == "" && tz != "UTC" {
+				continue
+			}
+			sql, args := uq.build()
+			add("usage "+tz+" "+g, sql, args)
+		}
+	}
+	for _, zc := range zoneCases {
+		add("zones "+zc.tz+" "+zc.start.Format(time.DateOnly), zoneCheckSQL()+"", []any{zc.tz, zc.tz, zc.tz, zc.tz, uint32(zc.start.Unix()), zoneBuckets})
+	}
+	res := testenv.CompareWithChDB(t, ch, setup, queries)
+	for name, want := range map[string]int{"orgs": 3, "activity 0": 11, "user counts": 2, "zones Asia/Kolkata 2026-11-18": zoneBuckets} {
+		if got := len(res[name].Rows); got != want {
+			t.Errorf("query %s: %d rows, want %d", name, got, want)
+		}
+	}
+}
+
+// insertEvents writes job events straight into the events table (the
+// projector's insert, reduced to the columns jobs use); the materialized
+// views derive the rest.
+func insertEvents(t *testing.T, ch *testenv.CH, events []*schemas.Event) {
+	t.Helper()
+	b, err := ch.Conn.PrepareBatch(t.Context(), `INSERT INTO events (id, type, source, time, time_ms, reseller_id, org_id, data, job_id, user_id, model, language, created_at, media_ms)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		var d schemas.JobData
+		if err := json.Unmarshal(e.Data, &d); err != nil || !strings.HasPrefix(e.Type, "job.") {
+			t.Fatalf("insertEvents takes job events only: %s %v", e.Type, err)
+		}
+		if err := b.Append(e.ID, e.Type, e.Source, e.Time, uint64(e.Time.UnixMilli()), e.ResellerID, e.OrgID, string(e.Data),
+			d.JobID, d.UserID, d.Model, d.Language, d.CreatedAt, uint64(d.MediaDurationSeconds*1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKeySpecValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		spec KeySpec
+		ok   bool
+	}{
+		{"reseller", KeySpec{Name: "dash", ResellerID: "acme-media"}, true},
+		{"operator", KeySpec{Name: "ops", Operator: true}, true},
+		{"no name", KeySpec{ResellerID: "r1"}, false},
+		{"no reseller", KeySpec{Name: "dash"}, false},
+		{"bad reseller", KeySpec{Name: "dash", ResellerID: "r1' OR 1=1"}, false},
+		{"operator with reseller", KeySpec{Name: "ops", Operator: true, ResellerID: "r1"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.spec.Validate(); (err == nil) != tc.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

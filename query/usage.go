@@ -1,0 +1,382 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// usageMetrics lists the metrics /v1/usage computes, in response order.
+var usageMetrics = []string{"minutes", "jobs_completed", "jobs_failed", "failure_rate", "distinct_users", "avg_processing_ms"}
+
+var defaultUsageMetrics = []string{"minutes", "jobs_completed", "jobs_failed"}
+
+// defaultPeriods is how many periods /v1/usage shows without ?from.
+var defaultPeriods = map[string]int{"hour": 24, "day": 30, "week": 12, "month": 12}
+
+// maxPeriods bounds the series length (and the response size).
+const maxPeriods = 1000
+
+// usageParams is a parsed /v1/usage request.
+type usageParams struct {
+	metrics     []string
+	groupBy     []string
+	granularity string
+	from, to    time.Time // period boundaries; to is exclusive
+	top         int       // 0: every group
+	orgs        []string
+	models      []string
+	languages   []string
+	plans       []string
+}
+
+func (q *Query) parseUsage(c *fiber.Ctx, s scope) (usageParams, error) {
+	p := usageParams{
+		metrics: listParam(c, "metrics"), groupBy: listParam(c, "group_by"), granularity: c.Query("granularity", "day"),
+		orgs: listParam(c, "org"), models: listParam(c, "model"), languages: listParam(c, "language"), plans: listParam(c, "plan"),
+	}
+	if len(p.metrics) == 0 {
+		p.metrics = defaultUsageMetrics
+	}
+	for _, m := range p.metrics {
+		if !slices.Contains(usageMetrics, m) {
+			return p, badParam("metrics", "unknown metric %q: want any of %s", m, strings.Join(usageMetrics, ", "))
+		}
+	}
+	if len(p.groupBy) > 2 {
+		return p, badParam("group_by", "at most two of organization, model, language")
+	}
+	for i, g := range p.groupBy {
+		if _, ok := dimensions[g]; !ok {
+			return p, badParam("group_by", "unknown group_by %q: want organization, model or language", g)
+		}
+		if slices.Contains(p.groupBy[:i], g) {
+			return p, badParam("group_by", "group_by %q given twice", g)
+		}
+	}
+	if _, ok := granularities[p.granularity]; !ok {
+		return p, badParam("granularity", "unknown granularity %q: want hour, day, week or month", p.granularity)
+	}
+	var err error
+	if p.top, err = intParam(c, "top", 0, 1, 100); err != nil {
+		return p, err
+	}
+	now := q.now()
+	to := nextPeriod(floorPeriod(now, p.granularity, s.loc), p.granularity, s.loc)
+	if raw := c.Query("to"); raw != "" {
+		if to, err = parseTime(raw, s.loc); err != nil {
+			return p, badParam("to", "to %q: want RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01, local midnight in tz)", raw)
+		}
+	}
+	from := to
+	for range defaultPeriods[p.granularity] {
+		from = floorPeriod(from.Add(-time.Second), p.granularity, s.loc)
+	}
+	if raw := c.Query("from"); raw != "" {
+		if from, err = parseTime(raw, s.loc); err != nil {
+			return p, badParam("from", "from %q: want RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01, local midnight in tz)", raw)
+		}
+	}
+	if !from.Before(to) {
+		return p, badParam("from", "from must be before to")
+	}
+	// Every point covers a whole period: to moves up to a period boundary.
+	p.from, p.to = floorPeriod(from, p.granularity, s.loc), floorPeriod(to, p.granularity, s.loc)
+	if p.to.Before(to) {
+		p.to = nextPeriod(p.to, p.granularity, s.loc)
+	}
+	if n := len(periods(p.from, p.to, p.granularity, s.loc, maxPeriods+1)); n > maxPeriods {
+		return p, badParam("from", "more than %d %s periods between from and to: use a coarser granularity", maxPeriods, p.granularity)
+	}
+	for _, ids := range [][]string{p.orgs, p.models, p.languages, p.plans} {
+		if len(ids) > 1000 {
+			return p, badParam("org", "at most 1000 values per filter")
+		}
+	}
+	return p, nil
+}
+
+func parseTime(raw string, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, raw); err == nil {
+		return t, nil
+	}
+	return time.ParseInLocation(time.DateOnly, raw, loc)
+}
+
+// floorPeriod is the start of the period holding t, in loc.
+func floorPeriod(t time.Time, granularity string, loc *time.Location) time.Time {
+	lt := t.In(loc)
+	switch granularity {
+	case "hour":
+		// Offsets are whole multiples of 15 minutes, so the local hour
+		// starts lt.Minute() minutes before t, even in a repeated DST hour.
+		return lt.Add(-time.Duration(lt.Minute())*time.Minute - time.Duration(lt.Second())*time.Second - time.Duration(lt.Nanosecond()))
+	case "week":
+		d := startOfDay(lt, loc)
+		return time.Date(d.Year(), d.Month(), d.Day()-(int(d.Weekday())+6)%7, 0, 0, 0, 0, loc)
+	case "month":
+		return startOfMonth(lt, loc)
+	}
+	return startOfDay(lt, loc)
+}
+
+func nextPeriod(p time.Time, granularity string, loc *time.Location) time.Time {
+	p = p.In(loc)
+	switch granularity {
+	case "hour":
+		return floorPeriod(p.Add(time.Hour), granularity, loc)
+	case "week":
+		return time.Date(p.Year(), p.Month(), p.Day()+7, 0, 0, 0, 0, loc)
+	case "month":
+		return time.Date(p.Year(), p.Month()+1, 1, 0, 0, 0, 0, loc)
+	}
+	return time.Date(p.Year(), p.Month(), p.Day()+1, 0, 0, 0, 0, loc)
+}
+
+// periods lists the period starts in [from, to), at most limit of them.
+func periods(from, to time.Time, granularity string, loc *time.Location, limit int) []time.Time {
+	var out []time.Time
+	for p := floorPeriod(from, granularity, loc); p.Before(to) && len(out) < limit; p = nextPeriod(p, granularity, loc) {
+		out = append(out, p)
+	}
+	return out
+}
+
+// periodStart turns a period key from SQL (see granularities) into its start.
+func periodStart(key uint32, granularity string, loc *time.Location) time.Time {
+	if granularity == "week" || granularity == "month" {
+		return time.Date(int(key/10000), time.Month(key/100%100), int(key%100), 0, 0, 0, 0, loc)
+	}
+	return time.Unix(int64(key), 0).In(loc)
+}
+
+// agg is one row of usage aggregates.
+type agg struct {
+	mediaMS, completed, failed, processingMS, users uint64
+	usersUnknown                                    bool
+}
+
+func (a *agg) add(b agg) {
+	a.mediaMS += b.mediaMS
+	a.completed += b.completed
+	a.failed += b.failed
+	a.processingMS += b.processingMS
+	a.users += b.users
+	a.usersUnknown = true // distinct users do not add up
+}
+
+func (a agg) values(metrics []string) map[string]any {
+	out := make(map[string]any, len(metrics))
+	finished := a.completed + a.failed
+	for _, m := range metrics {
+		switch m {
+		case "minutes":
+			out[m] = msToMinutes(a.mediaMS)
+		case "jobs_completed":
+			out[m] = a.completed
+		case "jobs_failed":
+			out[m] = a.failed
+		case "failure_rate":
+			out[m] = 0.0
+			if finished > 0 {
+				out[m] = round(float64(a.failed)/float64(finished), 4)
+			}
+		case "distinct_users":
+			if a.usersUnknown {
+				out[m] = nil
+			} else {
+				out[m] = a.users
+			}
+		case "avg_processing_ms":
+			out[m] = 0.0
+			if finished > 0 {
+				out[m] = round(float64(a.processingMS)/float64(finished), 1)
+			}
+		}
+	}
+	return out
+}
+
+type usageSeries struct {
+	// Group holds the value of each group_by dimension ("others" for the
+	// sum of the groups beyond ?top).
+	Group  map[string]string `json:"group"`
+	Others bool              `json:"others,omitempty"`
+	Totals map[string]any    `json:"totals"`
+	Points []map[string]any  `json:"points"`
+}
+
+type usageResponse struct {
+	TZ          string        `json:"tz"`
+	Granularity string        `json:"granularity"`
+	From        time.Time     `json:"from"`
+	To          time.Time     `json:"to"`
+	GroupBy     []string      `json:"group_by"`
+	Metrics     []string      `json:"metrics"`
+	Series      []usageSeries `json:"series"`
+}
+
+func (q *Query) usage(c *fiber.Ctx) error {
+	s := scopeOf(c)
+	p, err := q.parseUsage(c, s)
+	if err != nil {
+		return err
+	}
+	resp, err := q.runUsage(c.UserContext(), s, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(resp)
+}
+
+type groupKey [2]string
+
+func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResponse, error) {
+	base := usageQuery{
+		reseller: s.reseller, from: p.from.UTC(), to: p.to.UTC(), tz: s.tz, groupBy: p.groupBy,
+		orgs: p.orgs, models: p.models, languages: p.languages, plans: p.plans,
+	}
+	// Totals per group, exact distinct users included; they also rank the groups.
+	totals := map[groupKey]agg{}
+	var order []groupKey
+	if err := q.scanUsage(ctx, base, len(p.groupBy), func(_ uint32, k groupKey, a agg) {
+		totals[k] = a
+		order = append(order, k)
+	}); err != nil {
+		return usageResponse{}, err
+	}
+	slices.SortStableFunc(order, func(a, b groupKey) int {
+		if d := int64(totals[b].mediaMS) - int64(totals[a].mediaMS); d != 0 {
+			if d > 0 {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
+	})
+	keep := order
+	var rest []groupKey
+	if p.top > 0 && len(order) > p.top {
+		keep, rest = order[:p.top], order[p.top:]
+	}
+	if len(p.groupBy) == 0 && len(keep) == 0 {
+		keep = []groupKey{{}} // one zero series
+	}
+	index := map[groupKey]int{}
+	for i, k := range keep {
+		index[k] = i
+	}
+	isRest := map[groupKey]bool{}
+	for _, k := range rest {
+		isRest[k] = true
+	}
+
+	periodList := periods(p.from, p.to, p.granularity, s.loc, maxPeriods)
+	at := map[int64]int{}
+	for i, t := range periodList {
+		at[t.Unix()] = i
+	}
+	grid := make([][]agg, len(keep)+1) // last row: others
+	for i := range grid {
+		grid[i] = make([]agg, len(periodList))
+	}
+	timed := base
+	timed.granularity = p.granularity
+	if err := q.scanUsage(ctx, timed, len(p.groupBy), func(key uint32, k groupKey, a agg) {
+		pi, ok := at[periodStart(key, p.granularity, s.loc).Unix()]
+		if !ok {
+			return
+		}
+		switch {
+		case isRest[k]:
+			grid[len(keep)][pi].add(a)
+		default:
+			if gi, ok := index[k]; ok {
+				grid[gi][pi] = a
+			}
+		}
+	}); err != nil {
+		return usageResponse{}, err
+	}
+
+	resp := usageResponse{
+		TZ: s.tz, Granularity: p.granularity, From: p.from.In(s.loc), To: p.to.In(s.loc),
+		GroupBy: nonNil(p.groupBy), Metrics: p.metrics, Series: []usageSeries{},
+	}
+	series := func(group map[string]string, others bool, total agg, row []agg) usageSeries {
+		out := usageSeries{Group: group, Others: others, Totals: total.values(p.metrics), Points: make([]map[string]any, len(periodList))}
+		for i, t := range periodList {
+			v := row[i].values(p.metrics)
+			v["period"] = t.In(s.loc)
+			out.Points[i] = v
+		}
+		return out
+	}
+	for i, k := range keep {
+		group := map[string]string{}
+		for j, d := range p.groupBy {
+			group[d] = k[j]
+		}
+		resp.Series = append(resp.Series, series(group, false, totals[k], grid[i]))
+	}
+	if len(rest) > 0 {
+		var total agg
+		for _, k := range rest {
+			total.add(totals[k])
+		}
+		group := map[string]string{}
+		for _, d := range p.groupBy {
+			group[d] = "others"
+		}
+		resp.Series = append(resp.Series, series(group, true, total, grid[len(keep)]))
+	}
+	return resp, nil
+}
+
+// scanUsage runs a usage query and calls fn per row; period is 0 without
+// a granularity.
+func (q *Query) scanUsage(ctx context.Context, uq usageQuery, dims int, fn func(period uint32, k groupKey, a agg)) error {
+	sql, args := uq.build()
+	rows, err := q.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("usage: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			period uint32
+			k      groupKey
+			a      agg
+			dest   []any
+		)
+		if uq.granularity != "" {
+			dest = append(dest, &period)
+		}
+		for i := range dims {
+			dest = append(dest, &k[i])
+		}
+		dest = append(dest, &a.mediaMS, &a.completed, &a.failed, &a.processingMS, &a.users)
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("usage: %w", err)
+		}
+		if uq.granularity == "" && dims == 0 && a.completed == 0 && a.failed == 0 && a.mediaMS == 0 && a.users == 0 {
+			continue // the empty aggregate of no rows
+		}
+		fn(period, k, a)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("usage: %w", err)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

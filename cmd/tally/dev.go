@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tallyhq/tally/alerts"
 	"github.com/tallyhq/tally/chserver"
 	"github.com/tallyhq/tally/chstore"
 	"github.com/tallyhq/tally/demo"
@@ -168,6 +169,10 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	al, err := alerts.New(alerts.DefaultConfig(), js, conn, log.With("stage", "alerts"))
+	if err != nil {
+		return err
+	}
 	queryKey, err := devQueryKey(ctx, conn, dataDir)
 	if err != nil {
 		return err
@@ -182,6 +187,7 @@ func runDev(ctx context.Context, args []string) error {
 	g.Go(func() error { return pr.Run(gctx) })
 	g.Go(func() error { return opsSrv.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
+	g.Go(func() error { return al.Run(gctx) })
 	if withDemo {
 		dcfg := demo.Config{}
 		dcfg.Seed = int64(demoSeed)

@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"migrate": {"apply ClickHouse migrations and create or update the JetStream streams", runMigrate},
 	"bench":   {"measure ingest, end-to-end throughput, freshness and projector memory; print a table", runBench},
 	"query":   {"run the query stage (the dashboard's read API)", runQuery},
+	"alerts":  {"run the alerts stage (rules, alerts table, tally.alerts.> notifications)", runAlerts},
 	"keys":    {"create, revoke and list query API keys", runKeys},
 	"version": {"print the version", runVersion},
 }

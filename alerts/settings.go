@@ -1,0 +1,146 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// ResellerSettings overrides the stage's rule settings for one reseller;
+// zero values keep the stage's defaults.
+type ResellerSettings struct {
+	// DisabledRules are rules that raise nothing for the reseller (their
+	// firing alerts resolve).
+	DisabledRules   []string `json:"disabled_rules,omitempty"`
+	QuotaThresholds []int    `json:"quota_thresholds,omitempty"`
+	LowUsageShare   float64  `json:"low_usage_share,omitempty"`
+	NoJobsDays      int      `json:"no_jobs_days,omitempty"`
+	SpikeMinJobs    int      `json:"spike_min_jobs,omitempty"`
+	SpikeMinRatio   float64  `json:"spike_min_ratio,omitempty"`
+}
+
+// Validate reports the first invalid override.
+func (s ResellerSettings) Validate() error {
+	for _, r := range s.DisabledRules {
+		if !slices.Contains(ruleNames, r) {
+			return fmt.Errorf("settings: unknown rule %q", r)
+		}
+	}
+	for _, t := range s.QuotaThresholds {
+		if t < 1 || t > 1000 {
+			return fmt.Errorf("settings: quota threshold %d%%: want 1..1000", t)
+		}
+	}
+	switch {
+	case s.LowUsageShare < 0 || s.LowUsageShare > 1:
+		return errors.New("settings: low usage share must be within 0..1")
+	case s.NoJobsDays < 0 || s.SpikeMinJobs < 0:
+		return errors.New("settings: no-jobs days and spike min jobs must not be negative")
+	case s.SpikeMinRatio != 0 && s.SpikeMinRatio <= 1:
+		return errors.New("settings: spike min ratio must be above 1")
+	}
+	return nil
+}
+
+var ruleNames = []string{RuleQuota, RuleLowUsage, RuleNoJobs, RulePaymentFailed, RuleExpiring, RuleExpired,
+	RuleSpike, RuleDrop, RuleFailureRate, RuleCustomer}
+
+const settingsSQL = `SELECT reseller_id, settings FROM alert_settings FINAL ORDER BY reseller_id`
+
+const insertSettingsSQL = `INSERT INTO alert_settings (reseller_id, settings, updated_at, version)`
+
+// SaveSettings stores a reseller's rule settings.
+func SaveSettings(ctx context.Context, conn driver.Conn, reseller string, s ResellerSettings) error {
+	if !validBucket(reseller) {
+		return fmt.Errorf("settings: reseller %q: want [A-Za-z0-9_-]", reseller)
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	b, err := conn.PrepareBatch(ctx, insertSettingsSQL)
+	if err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	now := time.Now().UTC()
+	if err := b.Append(reseller, string(raw), now.Truncate(time.Second), uint64(now.UnixNano())); err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	return nil
+}
+
+// settings are the stage's defaults with each reseller's overrides.
+type settings struct {
+	base       Config
+	byReseller map[string]ResellerSettings
+}
+
+func (a *Alerts) loadSettings(ctx context.Context) (settings, error) {
+	s := settings{base: a.cfg, byReseller: map[string]ResellerSettings{}}
+	rows, err := a.conn.Query(ctx, settingsSQL)
+	if err != nil {
+		return s, fmt.Errorf("settings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var reseller, raw string
+		if err := rows.Scan(&reseller, &raw); err != nil {
+			return s, fmt.Errorf("settings: %w", err)
+		}
+		var rs ResellerSettings
+		if err := json.Unmarshal([]byte(raw), &rs); err != nil || rs.Validate() != nil {
+			a.log.Warn("settings: invalid, defaults apply", "reseller", reseller, "err", errors.Join(err, rs.Validate()))
+			continue
+		}
+		s.byReseller[reseller] = rs
+	}
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("settings: %w", err)
+	}
+	return s, nil
+}
+
+// of returns the configuration that applies to a reseller.
+func (s settings) of(reseller string) Config {
+	c := s.base
+	rs, ok := s.byReseller[reseller]
+	if !ok {
+		return c
+	}
+	if len(rs.QuotaThresholds) > 0 {
+		c.QuotaThresholds = rs.QuotaThresholds
+	}
+	if rs.LowUsageShare > 0 {
+		c.LowUsageShare = rs.LowUsageShare
+	}
+	if rs.NoJobsDays > 0 {
+		c.NoJobsDays = rs.NoJobsDays
+	}
+	if rs.SpikeMinJobs > 0 {
+		c.Spike.MinJobs = rs.SpikeMinJobs
+	}
+	if rs.SpikeMinRatio > 0 {
+		c.Spike.MinRatio = rs.SpikeMinRatio
+	}
+	return c
+}
+
+func (s settings) disabled(reseller, rule string) bool {
+	return slices.Contains(s.byReseller[reseller].DisabledRules, rule)
+}
+
+// enabledOnly drops findings of resellers that disabled the rule.
+func (s settings) enabledOnly(rule string, found []Alert) []Alert {
+	return slices.DeleteFunc(found, func(al Alert) bool { return s.disabled(al.ResellerID, rule) })
+}

@@ -1,0 +1,73 @@
+package alerts
+
+// SQL the rules run. Values are always bound; every query runs on
+// ClickHouse 18.16 and current ClickHouse (see sql_test.go). Latest-state
+// tables are read with FINAL in a subquery and filtered outside it, so a
+// filter on a non-key column never sees a superseded row.
+
+// subscriptionUsageSQL: each organization's current subscription period
+// (period_start <= now < period_end, not canceled or expired) and the media
+// milliseconds used in [period_start, now) and in [max(period_start,
+// recent), now). Args: now, recent, now (x5).
+const subscriptionUsageSQL = `SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor, period_start, period_end,
+    sumIf(ms, u_bucket >= period_start AND u_bucket < ?) AS used_ms,
+    sumIf(ms, u_bucket >= greatest(period_start, ?) AND u_bucket < ?) AS recent_ms
+FROM (
+    SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor, period_start, period_end
+    FROM (SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor, period_start, period_end FROM subscriptions FINAL)
+    WHERE period_start <= ? AND period_end > ? AND status NOT IN ('canceled', 'expired')
+) AS s
+ALL LEFT JOIN (
+    SELECT reseller_id, org_id, bucket AS u_bucket, sumMerge(media_ms) AS ms
+    FROM usage_15m
+    WHERE bucket >= (SELECT min(period_start) FROM subscriptions FINAL WHERE period_end > ?) AND bucket < ?
+    GROUP BY reseller_id, org_id, bucket
+) AS u USING (reseller_id, org_id)
+GROUP BY reseller_id, org_id, plan, status, quota_minutes, price_minor, period_start, period_end
+ORDER BY reseller_id, org_id`
+
+// lastJobSQL: the 15-minute bucket of each organization's latest job event
+// up to now. Args: now.
+const lastJobSQL = `SELECT reseller_id, org_id, max(bucket) AS last_bucket
+FROM usage_15m
+WHERE bucket <= ?
+GROUP BY reseller_id, org_id
+ORDER BY reseller_id, org_id`
+
+// invoicesSQL: failed and paid invoices since a time, oldest first.
+// Args: since, now.
+const invoicesSQL = `SELECT id, type, reseller_id, org_id, ref_id, time, amount_minor, currency, error_code
+FROM events
+WHERE type IN ('invoice.payment_failed', 'invoice.paid') AND time >= ? AND time <= ?
+ORDER BY time, id`
+
+// endingSubscriptionsSQL: subscriptions that will not renew by themselves
+// (trialing, past_due, canceled) or have expired, whose period ends in
+// [since, until). Args: since, until.
+const endingSubscriptionsSQL = `SELECT reseller_id, org_id, plan, status, period_end
+FROM (SELECT reseller_id, org_id, plan, status, period_end FROM subscriptions FINAL)
+WHERE status IN ('trialing', 'past_due', 'canceled', 'expired') AND period_end >= ? AND period_end < ?
+ORDER BY reseller_id, org_id`
+
+// hourOfWeekSQL: finished jobs per organization in the hour ending at end
+// (weeks_ago = 0) and in the same hour of the week 1..N weeks before.
+// Args: end (unix seconds), from (end - N weeks - 1h), end, end (unix seconds).
+const hourOfWeekSQL = `SELECT reseller_id, org_id,
+    intDiv(toInt64(?) - 1 - toInt64(toUInt32(bucket)), 604800) AS weeks_ago,
+    sumMerge(jobs_completed) AS completed, sumMerge(jobs_failed) AS failed
+FROM usage_15m
+WHERE bucket >= ? AND bucket < ? AND (toInt64(?) - 1 - toInt64(toUInt32(bucket))) % 604800 < 3600
+GROUP BY reseller_id, org_id, weeks_ago
+ORDER BY reseller_id, org_id, weeks_ago`
+
+// firstSeenSQL: each organization's first job bucket in [from, end), to
+// leave weeks before it out of spike baselines. Args: from, end.
+const firstSeenSQL = `SELECT reseller_id, org_id, min(bucket) AS first_bucket
+FROM usage_15m
+WHERE bucket >= ? AND bucket < ?
+GROUP BY reseller_id, org_id
+ORDER BY reseller_id, org_id`
+
+// latestBucketSQL: the latest 15-minute bucket with a job event up to now,
+// across all organizations (how far the pipeline has caught up). Args: now.
+const latestBucketSQL = `SELECT max(bucket) FROM usage_15m WHERE bucket <= ?`

@@ -21,7 +21,7 @@ const (
 
 // Scenario tuning.
 const (
-	spikeEvery    = 84 * time.Hour // 3.5 days: spikes land at different hours
+	spikeEvery    = 100 * time.Hour // not a divisor of a week: a spike never lands in the same hour of the week as one a few weeks before, which would hide it in its own baseline
 	spikeLength   = 3 * time.Hour
 	spikeExtra    = 8.0  // added volume, in multiples of the org's mean office-hour volume
 	quotaTarget   = 0.74 // expected share of quota used in history before live starts

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/tallyhq/tally/bench"
 )
@@ -16,6 +17,9 @@ func runBench(ctx context.Context, args []string) error {
 		cfg        = def
 		quick      bool
 		cpuProfile string
+		only       string
+		projFlags  string
+		projEnv    string
 	)
 	intVar(fs, &cfg.Events, "events", def.Events, "events of the end-to-end run and of the projector's backlog")
 	intVar(fs, &cfg.IngestEvents, "ingest-events", def.IngestEvents, "events POSTed to the ingest stage")
@@ -24,11 +28,14 @@ func runBench(ctx context.Context, args []string) error {
 	durationVar(fs, &cfg.FreshnessDuration, "freshness-duration", def.FreshnessDuration, "how long the freshness run publishes")
 	boolVar(fs, &quick, "quick", false, "smoke-test sizes: 20,000 events, 3s of freshness (overrides the sizes above)")
 	boolVar(fs, &cfg.Keep, "keep", false, "keep the temporary folder (NATS store, ClickHouse data, logs) and the databases")
-	stringVar(fs, &cfg.Dir, "dir", "", "where to make the temporary folder (default: the system temp dir)")
+	stringVar(fs, &cfg.Dir, "temp-dir", "", "where to make the temporary folder (default: the system temp dir)")
 	stringVar(fs, &cfg.ClickHouseAddr, "clickhouse-addr", "", "ClickHouse native address host:port to use; the bench creates and drops databases tally_bench_* on it (default: start clickhouse-server in the temp folder)")
 	stringVar(fs, &cfg.ClickHouseUser, "clickhouse-user", "default", "ClickHouse user (with --clickhouse-addr)")
 	stringVar(fs, &cfg.ClickHousePass, "clickhouse-password", "", "ClickHouse password (with --clickhouse-addr)")
 	stringVar(fs, &cfg.ClickHouseBinary, "clickhouse-server", "", "clickhouse-server binary to start (default: from PATH or /usr/sbin)")
+	stringVar(fs, &only, "only", "", "run only these measurements, comma separated: "+strings.Join(bench.Groups, ", ")+" (default: all)")
+	stringVar(fs, &projFlags, "projector-flags", "", "extra flags for the projector process (tally project), e.g. \"--batch-size 20000\"")
+	stringVar(fs, &projEnv, "projector-env", "", "extra environment for the projector process, space separated, e.g. GOMEMLIMIT=200MiB")
 	stringVar(fs, &cpuProfile, "cpu-profile", "", "write a CPU profile of the bench process (NATS server, ingest, clients) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -43,7 +50,9 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("find own executable for the projector process: %w", err)
 	}
-	cfg.ProjectorCommand = []string{exe, "project"}
+	cfg.ProjectorCommand = append([]string{exe, "project"}, strings.Fields(projFlags)...)
+	cfg.ProjectorEnv = strings.Fields(projEnv)
+	cfg.Only = parseKeys(only)
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {

@@ -56,7 +56,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultConsumer      = "tally-projector"
-	DefaultBatchSize     = 50_000
+	DefaultBatchSize     = 25_000
 	DefaultBatchWait     = 200 * time.Millisecond
 	DefaultAckWait       = 60 * time.Second
 	DefaultDedupWindow   = 2 * time.Minute
@@ -89,9 +89,11 @@ type Config struct {
 	// fills up to it only while the previous INSERT is still running
 	// (catching up); otherwise it is what one BatchWait brought. Big is
 	// cheap for ClickHouse 18.16, which spends about 100 ms of CPU per
-	// INSERT into events and its views whatever the row count: 50,000
-	// took about half the ClickHouse CPU per event that 10,000 did. The
-	// projector holds up to two batches, about 1 KiB per event each.
+	// INSERT into events and its views whatever the row count: 25,000
+	// took about 60% of the ClickHouse CPU per event that 10,000 did. The
+	// projector holds up to two batches, so peak RSS follows BatchSize
+	// (measured: ~100 MiB at 10,000, ~165 MiB at 25,000, ~255 MiB at
+	// 50,000 — the default keeps well inside a 256 MiB budget).
 	BatchSize int
 	// BatchWait is the longest a fetch waits for messages; it bounds the
 	// projector's share of freshness when the stream is quiet.

@@ -34,6 +34,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 		t.Fatal(err)
 	}
 	env := &apiEnv{q: q, ch: ch, keys: map[string]string{}}
+	insertAlerts(t, ch)
 	for name, spec := range map[string]KeySpec{
 		"r1":       {Name: "r1 dashboard", ResellerID: "r1", Revenue: true},
 		"r2":       {Name: "r2 dashboard", ResellerID: "r2"},
@@ -152,7 +153,8 @@ func TestAPI(t *testing.T) {
 			{"notifications_r1", "r1", "/v1/notifications", 200},
 			{"notifications_r2_page", "r2", "/v1/notifications?limit=2", 200},
 			{"notifications_r1_billing", "r1", "/v1/notifications?kind=billing,system&tz=Europe/Amsterdam", 200},
-			{"error_notification_kind", "r1", "/v1/notifications?kind=usage", 400},
+			{"notifications_r1_usage", "r1", "/v1/notifications?kind=usage", 200},
+			{"error_notification_kind", "r1", "/v1/notifications?kind=weather", 400},
 			{"error_report_range", "r1", "/v1/reports/activity.csv?from=2026-11-10&to=2026-11-01", 400},
 			{"error_report_status", "r1", "/v1/reports/activity.csv?status=queued", 400},
 			{"error_financial_without_revenue", "r2", "/v1/reports/financial.csv", 403},
@@ -418,5 +420,34 @@ func testRevocation(t *testing.T, env *apiEnv) {
 	}
 	if len(keys) != 5 || revoked != 2 {
 		t.Errorf("ListKeys: %d keys, %d revoked; want 5 and 2", len(keys), revoked)
+	}
+}
+
+// insertAlerts adds alerts as the alerts stage writes them: a quota alert
+// of r1 (firing), a resolved spike of r1, and a spike of r2 that r1 must
+// never see. The payment_failed alert is left out of the feed (the event
+// already is in it).
+func insertAlerts(t *testing.T, ch *testenv.CH) {
+	t.Helper()
+	b, err := ch.Conn.PrepareBatch(t.Context(), "INSERT INTO alerts (alert_key, rule, reseller_id, org_id, period, threshold, state, severity, title, details, first_fired_at, last_seen_at, resolved_at, version)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := time.Unix(0, 0).UTC()
+	for _, a := range []struct {
+		key, rule, reseller, org, state, severity, title string
+		fired                                            time.Time
+	}{
+		{"quota|r1|o1|2026-11-01T00:00:00Z|80", "quota", "r1", "o1", "firing", "warning", "Usage reached 80% of quota: 8000 of 10000 minutes", fixedNow.Add(-2 * time.Hour)},
+		{"usage_spike|r1|o2|2026-11-19T10:00:00Z|", "usage_spike", "r1", "o2", "resolved", "warning", "Usage spike: 6x the usual volume for this hour", fixedNow.Add(-26 * time.Hour)},
+		{"payment_failed|r1|o1|inv-1|", "payment_failed", "r1", "o1", "firing", "warning", "Payment failed (alert)", fixedNow.Add(-time.Hour)},
+		{"usage_spike|r2|o9|2026-11-20T09:00:00Z|", "usage_spike", "r2", "o9", "firing", "warning", "Usage spike Only for r2", fixedNow.Add(-3 * time.Hour)},
+	} {
+		if err := b.Append(a.key, a.rule, a.reseller, a.org, "", "", a.state, a.severity, a.title, "{}", a.fired, a.fired, zero, uint64(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,9 +1,11 @@
 package query
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,12 +20,24 @@ var notificationKinds = map[string][]string{
 	"billing":  {"invoice.payment_failed"},
 }
 
+// Alert rules (alerts table) shown in the feed, by kind. Failed payments
+// and customer activity come from the events above, so their alert rules
+// are left out rather than shown twice.
+var alertKinds = map[string][]string{
+	"usage":   {"quota", "low_usage", "no_jobs", "usage_spike", "usage_drop", "failure_rate"},
+	"billing": {"subscription_expiring", "subscription_expired"},
+}
+
+var allKinds = []string{"system", "customer", "billing", "usage"}
+
 var kindOfType = map[string]string{}
 
 func init() {
-	for kind, types := range notificationKinds {
-		for _, t := range types {
-			kindOfType[t] = kind
+	for _, m := range []map[string][]string{notificationKinds, alertKinds} {
+		for kind, types := range m {
+			for _, t := range types {
+				kindOfType[t] = kind
+			}
 		}
 	}
 }
@@ -59,6 +73,30 @@ ORDER BY time_ms DESC, id DESC
 LIMIT ?`, b.args
 }
 
+// alertNotificationsQuery reads raised alerts for the feed with the same
+// keyset cursor: time_ms is first_fired_at in milliseconds, id the alert key.
+type alertNotificationsQuery struct {
+	reseller string
+	rules    []string
+	after    *noteCursor
+	limit    int
+}
+
+func (n alertNotificationsQuery) build() (string, []any) {
+	var b sqlBuilder
+	b.where("reseller_id = ?", n.reseller)
+	b.in("rule", n.rules)
+	if c := n.after; c != nil {
+		b.where("(toUInt64(first_fired_at) * 1000 < ? OR (toUInt64(first_fired_at) * 1000 = ? AND alert_key < ?))", c.timeMS, c.timeMS, c.id)
+	}
+	b.args = append(b.args, n.limit)
+	return `SELECT alert_key, rule, first_fired_at, toUInt64(first_fired_at) * 1000 AS time_ms, org_id, state, severity, title
+FROM alerts FINAL
+WHERE ` + b.clause() + `
+ORDER BY first_fired_at DESC, alert_key DESC
+LIMIT ?`, b.args
+}
+
 type notification struct {
 	ID       string    `json:"id"`
 	Kind     string    `json:"kind"`
@@ -70,6 +108,10 @@ type notification struct {
 	Link     string    `json:"link,omitempty"`
 	OrgID    string    `json:"org_id,omitempty"`
 	OrgName  string    `json:"org_name,omitempty"`
+	// State is the alert's state (firing, resolved) for usage and billing
+	// alerts raised by the alerts stage.
+	State  string `json:"state,omitempty"`
+	timeMS uint64
 }
 
 type notificationsResponse struct {
@@ -79,7 +121,8 @@ type notificationsResponse struct {
 
 // notifications is the feed: system notices, customer activity (new
 // organizations, subscription changes) and billing alerts (failed
-// payments). Usage warnings join it when the alerts stage exists.
+// payments, expiring subscriptions) and usage warnings (alerts raised by
+// the alerts stage).
 func (q *Query) notifications(c *fiber.Ctx) error {
 	s := scopeOf(c)
 	limit, err := intParam(c, "limit", 50, 1, 500)
@@ -87,48 +130,113 @@ func (q *Query) notifications(c *fiber.Ctx) error {
 		return err
 	}
 	nq := notificationsQuery{reseller: s.reseller, limit: limit + 1}
+	aq := alertNotificationsQuery{reseller: s.reseller, limit: limit + 1}
 	kinds := listParam(c, "kind")
 	if len(kinds) == 0 {
-		kinds = []string{"system", "customer", "billing"}
+		kinds = allKinds
 	}
 	for _, k := range kinds {
 		types, ok := notificationKinds[k]
-		if !ok {
-			return badParam("kind", "unknown kind %q: want system, customer or billing", k)
+		rules, isAlert := alertKinds[k]
+		if !ok && !isAlert {
+			return badParam("kind", "unknown kind %q: want system, customer, billing or usage", k)
 		}
 		nq.types = append(nq.types, types...)
+		aq.rules = append(aq.rules, rules...)
 	}
 	if raw := c.Query("cursor"); raw != "" {
 		if nq.after, err = decodeNoteCursor(raw); err != nil {
 			return badParam("cursor", "invalid cursor: pass next_cursor from the previous page")
 		}
+		aq.after = nq.after
 	}
+	var feed []notification
+	if len(nq.types) > 0 {
+		if feed, err = q.eventNotifications(c, s.loc, nq); err != nil {
+			return err
+		}
+	}
+	if len(aq.rules) > 0 {
+		alerts, err := q.alertNotifications(c, s.loc, aq)
+		if err != nil {
+			return err
+		}
+		feed = append(feed, alerts...)
+	}
+	// Both sources are newest first under the same cursor order; merge them.
+	slices.SortFunc(feed, func(a, b notification) int {
+		if a.timeMS != b.timeMS {
+			return cmp.Compare(b.timeMS, a.timeMS)
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	resp := notificationsResponse{Notifications: []notification{}}
+	if len(feed) > limit {
+		feed = feed[:limit]
+		resp.NextCursor = noteCursor{timeMS: feed[limit-1].timeMS, id: feed[limit-1].ID}.encode()
+	}
+	resp.Notifications = append(resp.Notifications, feed...)
+	var orgIDs []string
+	for _, n := range feed {
+		if n.OrgID != "" {
+			orgIDs = append(orgIDs, n.OrgID)
+		}
+	}
+	names, err := q.orgNames(c, s.reseller, orgIDs)
+	if err != nil {
+		return err
+	}
+	for i := range resp.Notifications {
+		resp.Notifications[i].OrgName = names[resp.Notifications[i].OrgID]
+	}
+	return c.JSON(resp)
+}
+
+// alertNotifications reads the alerts of the feed.
+func (q *Query) alertNotifications(c *fiber.Ctx, loc *time.Location, aq alertNotificationsQuery) ([]notification, error) {
+	sql, args := aq.build()
+	rows, err := q.conn.Query(c.UserContext(), sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("alert notifications: %w", err)
+	}
+	defer rows.Close()
+	var out []notification
+	for rows.Next() {
+		var n notification
+		if err := rows.Scan(&n.ID, &n.Type, &n.Time, &n.timeMS, &n.OrgID, &n.State, &n.Severity, &n.Title); err != nil {
+			return nil, fmt.Errorf("alert notifications: %w", err)
+		}
+		n.Kind = kindOfType[n.Type]
+		n.Time = n.Time.In(loc)
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("alert notifications: %w", err)
+	}
+	return out, nil
+}
+
+// eventNotifications reads the notices, customer activity and failed
+// payments of the feed from the raw events.
+func (q *Query) eventNotifications(c *fiber.Ctx, loc *time.Location, nq notificationsQuery) ([]notification, error) {
 	sql, args := nq.build()
 	rows, err := q.conn.Query(c.UserContext(), sql, args...)
 	if err != nil {
-		return fmt.Errorf("notifications: %w", err)
+		return nil, fmt.Errorf("notifications: %w", err)
 	}
 	defer rows.Close()
-	resp := notificationsResponse{Notifications: []notification{}}
-	var lastMS uint64
-	var orgIDs []string
+	var out []notification
 	for rows.Next() {
 		var (
 			n                                                    notification
-			timeMS                                               uint64
 			name, plan, status, ref, severity, currency, errCode string
 			amount                                               int64
 		)
-		if err := rows.Scan(&n.ID, &n.Type, &n.Time, &timeMS, &n.OrgID, &name, &plan, &status, &ref, &severity, &amount, &currency, &errCode, &n.Body, &n.Link); err != nil {
-			return fmt.Errorf("notifications: %w", err)
+		if err := rows.Scan(&n.ID, &n.Type, &n.Time, &n.timeMS, &n.OrgID, &name, &plan, &status, &ref, &severity, &amount, &currency, &errCode, &n.Body, &n.Link); err != nil {
+			return nil, fmt.Errorf("notifications: %w", err)
 		}
-		if len(resp.Notifications) == limit {
-			resp.NextCursor = noteCursor{timeMS: lastMS, id: resp.Notifications[limit-1].ID}.encode()
-			break
-		}
-		lastMS = timeMS
 		n.Kind = kindOfType[n.Type]
-		n.Time = n.Time.In(s.loc)
+		n.Time = n.Time.In(loc)
 		n.Severity = "info"
 		switch n.Type {
 		case "system.notice":
@@ -147,22 +255,12 @@ func (q *Query) notifications(c *fiber.Ctx) error {
 			}
 			n.Severity = "warning"
 		}
-		resp.Notifications = append(resp.Notifications, n)
-		if n.OrgID != "" {
-			orgIDs = append(orgIDs, n.OrgID)
-		}
+		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("notifications: %w", err)
+		return nil, fmt.Errorf("notifications: %w", err)
 	}
-	names, err := q.orgNames(c, s.reseller, orgIDs)
-	if err != nil {
-		return err
-	}
-	for i := range resp.Notifications {
-		resp.Notifications[i].OrgName = names[resp.Notifications[i].OrgID]
-	}
-	return c.JSON(resp)
+	return out, nil
 }
 
 func minorUnits(v int64) string {

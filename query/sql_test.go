@@ -246,6 +246,13 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 		sql, args := nq.build()
 		add(fmt.Sprintf("notifications %d", i), sql, args)
 	}
+	for i, aq := range []alertNotificationsQuery{
+		{reseller: "r1", rules: alertKinds["usage"], limit: 100},
+		{reseller: "r2", rules: alertKinds["billing"], after: &noteCursor{timeMS: uint64(fixedNow.UnixMilli()), id: "zz"}, limit: 100},
+	} {
+		sql, args := aq.build()
+		add(fmt.Sprintf("alert notifications %d", i), sql, args)
+	}
 	sql, args := activityReportQuery("r1", from, to, []string{"o1", "o2"}, []string{"completed"}, []string{"nova-2", "whisper-large"}, 1000)
 	add("activity report", sql, args)
 	for _, tz := range []string{"UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Pacific/Chatham"} {

@@ -8,11 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/tallyhq/tally/alerts"
 	"github.com/tallyhq/tally/chstore"
-	"github.com/tallyhq/tally/ops"
 )
 
 func runAlerts(ctx context.Context, args []string) error {
@@ -66,15 +63,7 @@ func runAlerts(ctx context.Context, args []string) error {
 		return err
 	}
 	reg := newRegistry()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.Run(gctx) })
-	g.Go(func() error {
-		return ops.New(ops.Config{Listen: opsAt}, log, reg, map[string]ops.Check{
-			"nats":       natsCheck(nc),
-			"clickhouse": func(ctx context.Context) error { return conn.Ping(ctx) },
-		}).Run(gctx)
-	})
-	return g.Wait()
+	return runWithOps(ctx, log, reg, opsAt, readyChecks(nc, conn), a.Run)
 }
 
 // alertsOptions configures the alerts stage.

@@ -177,10 +177,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opsSrv := ops.New(ops.Config{Listen: opsAt}, log, reg, map[string]ops.Check{
-		"nats":       natsCheck(nc),
-		"clickhouse": func(ctx context.Context) error { return conn.Ping(ctx) },
-	})
+	opsSrv := ops.New(ops.Config{Listen: opsAt}, log, reg, readyChecks(nc, conn))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(gctx) })

@@ -6,10 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tallyhq/tally/ingest"
-	"github.com/tallyhq/tally/ops"
 	"github.com/tallyhq/tally/stream"
 )
 
@@ -57,12 +55,7 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return in.Run(gctx) })
-	g.Go(func() error {
-		return ops.New(ops.Config{Listen: opsAt}, log, reg, map[string]ops.Check{"nats": natsCheck(nc)}).Run(gctx)
-	})
-	return g.Wait()
+	return runWithOps(ctx, log, reg, opsAt, readyChecks(nc, nil), in.Run)
 }
 
 // newRegistry returns a Prometheus registry with the Go and process collectors.

@@ -7,10 +7,7 @@ import (
 	"context"
 	"fmt"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/tallyhq/tally/chstore"
-	"github.com/tallyhq/tally/ops"
 	"github.com/tallyhq/tally/projector"
 	"github.com/tallyhq/tally/stream"
 )
@@ -60,15 +57,7 @@ func runProject(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.Run(gctx) })
-	g.Go(func() error {
-		return ops.New(ops.Config{Listen: opsAt}, log, reg, map[string]ops.Check{
-			"nats":       natsCheck(nc),
-			"clickhouse": func(ctx context.Context) error { return conn.Ping(ctx) },
-		}).Run(gctx)
-	})
-	return g.Wait()
+	return runWithOps(ctx, log, reg, opsAt, readyChecks(nc, conn), p.Run)
 }
 
 // projectorOptions configures the projector stage.

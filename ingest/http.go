@@ -1,17 +1,16 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/tallyhq/tally/httpjson"
 	"github.com/tallyhq/tally/publish"
 	"github.com/tallyhq/tally/schemas"
 	"github.com/tallyhq/tally/stream"
@@ -29,25 +28,13 @@ func (in *Ingest) newApp() *fiber.App {
 		IdleTimeout:           in.cfg.IdleTimeout,
 		DisableStartupMessage: true,
 		ErrorHandler:          in.errorHandler,
-		JSONEncoder:           marshalJSON,
+		JSONEncoder:           httpjson.Marshal,
 	})
 	app.Use(in.instrument)
 	app.Get("/healthz", in.healthz)
 	app.Get("/readyz", in.readyz)
 	app.Post("/v1/events", in.authenticate, in.postEvents)
 	return app
-}
-
-// marshalJSON is json.Marshal without HTML escaping ("<key>", "> 0" stay
-// readable).
-func marshalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }
 
 // instrument writes route errors through the error handler and records the

@@ -1,10 +1,8 @@
 package query
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tallyhq/tally/httpjson"
 	"github.com/tallyhq/tally/schemas"
 )
 
@@ -25,7 +24,7 @@ func (q *Query) newApp() *fiber.App {
 		AppName:               "tally-query",
 		DisableStartupMessage: true,
 		ErrorHandler:          q.errorHandler,
-		JSONEncoder:           marshalJSON,
+		JSONEncoder:           httpjson.Marshal,
 		ReadTimeout:           q.cfg.RequestTimeout + 5*time.Second,
 		WriteTimeout:          q.cfg.RequestTimeout + 30*time.Second,
 		IdleTimeout:           2 * time.Minute,
@@ -48,17 +47,6 @@ func (q *Query) newApp() *fiber.App {
 	v1.Get("/reports/activity.csv", q.activityReport)
 	app.Use(func(*fiber.Ctx) error { return errRouteNotFound })
 	return app
-}
-
-// marshalJSON is json.Marshal without HTML escaping.
-func marshalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }
 
 // instrument records per-route latency; route errors go through the error

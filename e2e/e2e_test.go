@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -315,4 +314,3 @@ func checkDeadLetter(t *testing.T, ctx context.Context, js jetstream.JetStream) 
 	}
 }
 
-var _ = nats.DefaultURL

@@ -313,4 +313,3 @@ func checkDeadLetter(t *testing.T, ctx context.Context, js jetstream.JetStream) 
 		t.Fatalf("dead letter has no Tally-Reason header: %v", msg.Header)
 	}
 }
-

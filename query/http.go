@@ -14,6 +14,7 @@ import (
 
 	"github.com/tallyhq/tally/httpjson"
 	"github.com/tallyhq/tally/schemas"
+	"github.com/tallyhq/tally/web"
 )
 
 //go:embed openapi.yaml
@@ -45,6 +46,8 @@ func (q *Query) newApp() *fiber.App {
 	v1.Get("/reports/usage.csv", q.usageReport)
 	v1.Get("/reports/financial.csv", q.financialReport)
 	v1.Get("/reports/activity.csv", q.activityReport)
+	app.Use("/v1", func(*fiber.Ctx) error { return errRouteNotFound })
+	app.Use(web.Handler())
 	app.Use(func(*fiber.Ctx) error { return errRouteNotFound })
 	return app
 }

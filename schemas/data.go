@@ -9,6 +9,9 @@ func (e *Event) dataValues(family string) (vals [maxDataFields]value, err error)
 	if ts == nil || ts.family != family {
 		return vals, fmt.Errorf("schemas: event %q has type %q, not a %s.* event", e.ID, e.Type, family)
 	}
+	if e.parsed != nil && len(e.Data) > 0 && &e.Data[0] == e.parsedFrom {
+		return *e.parsed, nil
+	}
 	var ps problems
 	if len(e.Data) == 0 {
 		ps.add("data", "required")

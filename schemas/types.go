@@ -65,6 +65,12 @@ type Event struct {
 	DataContentType string          `json:"datacontenttype,omitempty"`
 	DataSchema      string          `json:"dataschema,omitempty"`
 	Data            json.RawMessage `json:"data"`
+
+	// parsed keeps the data values Decode validated, so the typed data
+	// accessors need not parse Data again; parsedFrom is Data's first byte
+	// then, so a replaced Data is parsed anew.
+	parsed     *[maxDataFields]value
+	parsedFrom *byte
 }
 
 // Organization status values.

@@ -115,7 +115,7 @@ func DecodeAt(raw []byte, now time.Time) (*Event, error) {
 	if ps.any() {
 		return nil, ps.err(&env)
 	}
-	return &Event{
+	e := &Event{
 		SpecVersion:     env[envSpecVersion].s,
 		ID:              env[envID].s,
 		Type:            env[envType].s,
@@ -127,7 +127,11 @@ func DecodeAt(raw []byte, now time.Time) (*Event, error) {
 		DataContentType: env[envDataContentType].s,
 		DataSchema:      env[envDataSchema].s,
 		Data:            []byte(env[envData].s),
-	}, nil
+	}
+	if typeSpecs[e.Type] != nil && len(e.Data) > 0 {
+		e.parsed, e.parsedFrom = &data, &e.Data[0]
+	}
+	return e, nil
 }
 
 // Validate checks the envelope and the data against the current time. The

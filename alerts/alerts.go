@@ -24,6 +24,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tallyhq/tally/alertspec"
 )
 
 // Config configures the alerts stage.
@@ -91,19 +93,20 @@ type SpikeConfig struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
+	d := alertspec.DefaultSettings()
 	return Config{
 		Interval:        time.Minute,
 		LeaseBucket:     "tally_alerts_lease",
 		LeaseTTL:        10 * time.Minute,
 		Replicas:        1,
-		QuotaThresholds: []int{80, 90, 100},
-		LowUsageShare:   0.2,
+		QuotaThresholds: d.QuotaThresholds,
+		LowUsageShare:   d.LowUsageShare,
 		LowUsageWindow:  7 * 24 * time.Hour,
-		NoJobsDays:      7,
+		NoJobsDays:      d.NoJobsDays,
 		ExpiringDays:    7,
 		PaymentLookback: 30 * 24 * time.Hour,
 		Spike: SpikeConfig{
-			Weeks: 4, MinJobs: 20, MinRatio: 3, DropRatio: 0.2, Z: 3,
+			Weeks: 4, MinJobs: d.SpikeMinJobs, MinRatio: d.SpikeMinRatio, DropRatio: 0.2, Z: 3,
 			MinFailed: 5, MinFailureRateIncrease: 0.2,
 		},
 		ActivityConsumer: "tally-alerts-activity",

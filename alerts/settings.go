@@ -9,46 +9,15 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tallyhq/tally/alertspec"
 )
 
 // ResellerSettings overrides the stage's rule settings for one reseller;
 // zero values keep the stage's defaults.
-type ResellerSettings struct {
-	// DisabledRules are rules that raise nothing for the reseller (their
-	// firing alerts resolve).
-	DisabledRules   []string `json:"disabled_rules,omitempty"`
-	QuotaThresholds []int    `json:"quota_thresholds,omitempty"`
-	LowUsageShare   float64  `json:"low_usage_share,omitempty"`
-	NoJobsDays      int      `json:"no_jobs_days,omitempty"`
-	SpikeMinJobs    int      `json:"spike_min_jobs,omitempty"`
-	SpikeMinRatio   float64  `json:"spike_min_ratio,omitempty"`
-}
+type ResellerSettings = alertspec.ResellerSettings
 
-// Validate reports the first invalid override.
-func (s ResellerSettings) Validate() error {
-	for _, r := range s.DisabledRules {
-		if !slices.Contains(ruleNames, r) {
-			return fmt.Errorf("settings: unknown rule %q", r)
-		}
-	}
-	for _, t := range s.QuotaThresholds {
-		if t < 1 || t > 1000 {
-			return fmt.Errorf("settings: quota threshold %d%%: want 1..1000", t)
-		}
-	}
-	switch {
-	case s.LowUsageShare < 0 || s.LowUsageShare > 1:
-		return errors.New("settings: low usage share must be within 0..1")
-	case s.NoJobsDays < 0 || s.SpikeMinJobs < 0:
-		return errors.New("settings: no-jobs days and spike min jobs must not be negative")
-	case s.SpikeMinRatio != 0 && s.SpikeMinRatio <= 1:
-		return errors.New("settings: spike min ratio must be above 1")
-	}
-	return nil
-}
-
-var ruleNames = []string{RuleQuota, RuleLowUsage, RuleNoJobs, RulePaymentFailed, RuleExpiring, RuleExpired,
-	RuleSpike, RuleDrop, RuleFailureRate, RuleCustomer}
+var ruleNames = alertspec.Rules
 
 const settingsSQL = `SELECT reseller_id, settings FROM alert_settings FINAL ORDER BY reseller_id`
 

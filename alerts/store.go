@@ -4,27 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tallyhq/tally/alertspec"
 )
 
 // Alert states.
 const (
-	StateFiring   = "firing"
-	StateResolved = "resolved"
+	StateFiring   = alertspec.StateFiring
+	StateResolved = alertspec.StateResolved
 )
 
 // Stream and subjects of published alerts.
 const (
-	StreamName    = "TALLY_ALERTS"
-	SubjectPrefix = "tally.alerts."
-	// dedupWindow covers a replica that published an alert but crashed
-	// before recording it: the next evaluation publishes it again under the
-	// same Nats-Msg-Id.
-	dedupWindow = time.Hour
+	StreamName    = alertspec.StreamName
+	SubjectPrefix = alertspec.SubjectPrefix
 	// lastSeenRefresh is how often a firing alert's last_seen_at (and its
 	// title and details) is rewritten while it keeps firing.
 	lastSeenRefresh = 15 * time.Minute
@@ -32,51 +28,20 @@ const (
 
 // Alert is one alert as stored in the alerts table and published on
 // tally.alerts.<reseller>.<rule>.
-type Alert struct {
-	Key          string         `json:"alert_key"`
-	Rule         string         `json:"rule"`
-	ResellerID   string         `json:"reseller_id"`
-	OrgID        string         `json:"org_id,omitempty"`
-	Period       string         `json:"period"`
-	Threshold    string         `json:"threshold,omitempty"`
-	State        string         `json:"state"`
-	Severity     string         `json:"severity"`
-	Title        string         `json:"title"`
-	Details      map[string]any `json:"details,omitempty"`
-	FirstFiredAt time.Time      `json:"first_fired_at"`
-	LastSeenAt   time.Time      `json:"last_seen_at"`
-	ResolvedAt   *time.Time     `json:"resolved_at,omitempty"`
-	Version      uint64         `json:"version"`
-}
+type Alert = alertspec.Alert
 
-// AlertKey is the stable identity of an alert.
+// AlertKey is the stable identity of an alert (alertspec.AlertKey).
 func AlertKey(rule, reseller, org, period, threshold string) string {
-	return strings.Join([]string{rule, reseller, org, period, threshold}, "|")
+	return alertspec.AlertKey(rule, reseller, org, period, threshold)
 }
 
-// Subject is the NATS subject an alert is published on.
-func Subject(reseller, rule string) string {
-	if reseller == "" {
-		reseller = "_"
-	}
-	return SubjectPrefix + reseller + "." + rule
-}
+// Subject is the NATS subject an alert is published on (alertspec.Subject).
+func Subject(reseller, rule string) string { return alertspec.Subject(reseller, rule) }
 
-// EnsureStream creates or updates the TALLY_ALERTS stream.
+// EnsureStream creates or updates the TALLY_ALERTS stream
+// (alertspec.EnsureStream).
 func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "tally alerts: raised and resolved alerts, the delivery queue",
-		Subjects:    []string{SubjectPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Duplicates:  dedupWindow,
-		MaxAge:      30 * 24 * time.Hour,
-		Replicas:    max(replicas, 1),
-	})
-	if err != nil {
-		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
-	}
-	return nil
+	return alertspec.EnsureStream(ctx, js, replicas)
 }
 
 // storedAlertsSQL reads the latest state of a rule's alerts that are firing
@@ -191,16 +156,7 @@ func (a *Alerts) reconcile(ctx context.Context, rule string, now time.Time, foun
 }
 
 func (a *Alerts) publish(ctx context.Context, al *Alert) error {
-	body, err := json.Marshal(al)
-	if err != nil {
-		return fmt.Errorf("encode alert: %w", err)
-	}
-	msg := &nats.Msg{Subject: Subject(al.ResellerID, al.Rule), Data: body, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, al.Key+"/"+al.State)
-	if _, err := a.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish alert %s: %w", al.Key, err)
-	}
-	return nil
+	return alertspec.Publish(ctx, a.js, al)
 }
 
 func (a *Alerts) insert(ctx context.Context, list []*Alert) error {

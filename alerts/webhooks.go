@@ -3,9 +3,6 @@ package alerts
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tallyhq/tally/alertspec"
 	"github.com/tallyhq/tally/stream"
 )
 
@@ -29,10 +25,10 @@ import (
 const (
 	// HeaderSignature is "t=<unix seconds>,v1=<hex HMAC-SHA256 of secret
 	// over "<t>.<body>">".
-	HeaderSignature = "Tally-Signature"
+	HeaderSignature = alertspec.HeaderSignature
 	// HeaderDeliveryID identifies one alert change for one webhook: the
 	// same on every retry, so a receiver can drop repeats.
-	HeaderDeliveryID = "Tally-Delivery-Id"
+	HeaderDeliveryID = alertspec.HeaderDeliveryID
 	// WebhookDeadLetterCode is the dead-letter reason code (tally.dlq.<code>)
 	// of an alert whose last delivery attempt failed.
 	WebhookDeadLetterCode = "webhook_failed"
@@ -76,15 +72,7 @@ func (c WebhookConfig) validate() error {
 }
 
 // Webhook is a reseller's alert webhook.
-type Webhook struct {
-	ID         string
-	ResellerID string
-	URL        string
-	Secret     string
-	// Rules limits the webhook to these rules; empty means every rule.
-	Rules   []string
-	Enabled bool
-}
+type Webhook = alertspec.Webhook
 
 const insertWebhookSQL = `INSERT INTO alert_webhooks (webhook_id, reseller_id, url, secret, rules, enabled, updated_at, version)`
 
@@ -102,19 +90,8 @@ const insertDeliverySQL = `INSERT INTO alert_deliveries (delivery_id, webhook_id
 
 // SaveWebhook creates or replaces a webhook.
 func SaveWebhook(ctx context.Context, conn driver.Conn, w Webhook) error {
-	if !validBucket(w.ID) || !validBucket(w.ResellerID) {
-		return errors.New("webhook: id and reseller must be tokens ([A-Za-z0-9_-])")
-	}
-	if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") {
-		return fmt.Errorf("webhook %s: url %q: want http(s)", w.ID, w.URL)
-	}
-	if w.Secret == "" {
-		return fmt.Errorf("webhook %s: a signing secret is required", w.ID)
-	}
-	for _, r := range w.Rules {
-		if !slices.Contains(ruleNames, r) {
-			return fmt.Errorf("webhook %s: unknown rule %q", w.ID, r)
-		}
+	if err := w.Validate(); err != nil {
+		return err
 	}
 	b, err := conn.PrepareBatch(ctx, insertWebhookSQL)
 	if err != nil {
@@ -138,44 +115,14 @@ func SaveWebhook(ctx context.Context, conn driver.Conn, w Webhook) error {
 	return nil
 }
 
-// Sign returns the Tally-Signature header value for body sent at t.
-func Sign(secret string, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + mac(secret, ts, body)
-}
-
-func mac(secret, ts string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(ts))
-	m.Write([]byte("."))
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
-}
+// Sign returns the Tally-Signature header value for body sent at t
+// (alertspec.Sign).
+func Sign(secret string, t time.Time, body []byte) string { return alertspec.Sign(secret, t, body) }
 
 // VerifySignature checks a Tally-Signature header against body: a valid
-// HMAC and a timestamp within tolerance of now (replay protection).
+// HMAC and a timestamp within tolerance of now (alertspec.VerifySignature).
 func VerifySignature(secret, header string, body []byte, now time.Time, tolerance time.Duration) error {
-	var ts, sig string
-	for _, part := range strings.Split(header, ",") {
-		k, v, _ := strings.Cut(part, "=")
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			sig = v
-		}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || sig == "" {
-		return errors.New("signature: malformed header")
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
-		return errors.New("signature: timestamp outside tolerance")
-	}
-	if !hmac.Equal([]byte(sig), []byte(mac(secret, ts, body))) {
-		return errors.New("signature: mismatch")
-	}
-	return nil
+	return alertspec.VerifySignature(secret, header, body, now, tolerance)
 }
 
 // backoff is the delay before attempt n+1 after n failed attempts:
@@ -199,11 +146,13 @@ type cachedHooks struct {
 	hooks []Webhook
 }
 
-func (a *Alerts) webhooks(ctx context.Context, reseller string) ([]Webhook, error) {
+// webhooks returns a reseller's enabled webhooks, cached for CacheTTL
+// unless fresh.
+func (a *Alerts) webhooks(ctx context.Context, reseller string, fresh bool) ([]Webhook, error) {
 	a.hooks.mu.Lock()
 	c, ok := a.hooks.byID[reseller]
 	a.hooks.mu.Unlock()
-	if ok && time.Since(c.at) < a.cfg.Webhooks.CacheTTL {
+	if ok && !fresh && time.Since(c.at) < a.cfg.Webhooks.CacheTTL {
 		return c.hooks, nil
 	}
 	rows, err := a.conn.Query(ctx, webhooksSQL, reseller)
@@ -277,8 +226,9 @@ type delivery struct {
 	at                                                   time.Time
 }
 
-// deliver sends one alert to each matching webhook. A webhook that already
-// took this alert (a retry after another webhook failed) is skipped.
+// deliver sends one alert to each matching webhook (only to Alert.WebhookID
+// when set: a webhook's test alert). A webhook that already took this alert
+// (a retry after another webhook failed) is skipped.
 func (a *Alerts) deliver(ctx context.Context, client *http.Client, msg jetstream.Msg) {
 	wc := a.cfg.Webhooks
 	var al Alert
@@ -291,7 +241,11 @@ func (a *Alerts) deliver(ctx context.Context, client *http.Client, msg jetstream
 	if md, err := msg.Metadata(); err == nil {
 		attempt = md.NumDelivered
 	}
-	hooks, err := a.webhooks(ctx, al.ResellerID)
+	hooks, err := a.webhooks(ctx, al.ResellerID, false)
+	if err == nil && al.WebhookID != "" && !slices.ContainsFunc(hooks, func(h Webhook) bool { return h.ID == al.WebhookID }) {
+		// A webhook tested right after it was saved may not be cached yet.
+		hooks, err = a.webhooks(ctx, al.ResellerID, true)
+	}
 	if err != nil {
 		a.log.Warn("webhook", "err", err)
 		_ = msg.NakWithDelay(backoff(int(attempt), wc.BaseDelay, wc.MaxDelay))
@@ -301,7 +255,10 @@ func (a *Alerts) deliver(ctx context.Context, client *http.Client, msg jetstream
 	var logs []delivery
 	var failed []delivery
 	for _, h := range hooks {
-		if len(h.Rules) > 0 && !slices.Contains(h.Rules, al.Rule) {
+		switch {
+		case al.WebhookID != "" && h.ID != al.WebhookID:
+			continue
+		case al.WebhookID == "" && len(h.Rules) > 0 && !slices.Contains(h.Rules, al.Rule):
 			continue
 		}
 		id := h.ID + ":" + msgID

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tallyhq/tally/testenv"
@@ -24,17 +25,21 @@ type apiEnv struct {
 	q    *Query
 	keys map[string]string // role name → secret
 	ch   *testenv.CH
+	js   jetstream.JetStream
 }
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	ch := project(t, fixtureEvents())
-	q, err := New(Config{Now: func() time.Time { return fixedNow }, KeyCacheTTL: 300 * time.Millisecond}, ch.Conn, nil, prometheus.NewRegistry())
+	url, _ := testenv.NATS(t)
+	_, js := testenv.JetStream(t, url)
+	q, err := New(Config{Now: func() time.Time { return fixedNow }, KeyCacheTTL: 300 * time.Millisecond, JetStream: js}, ch.Conn, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &apiEnv{q: q, ch: ch, keys: map[string]string{}}
+	env := &apiEnv{q: q, ch: ch, keys: map[string]string{}, js: js}
 	insertAlerts(t, ch)
+	insertAlertState(t, ch)
 	for name, spec := range map[string]KeySpec{
 		"r1":       {Name: "r1 dashboard", ResellerID: "r1", Revenue: true},
 		"r2":       {Name: "r2 dashboard", ResellerID: "r2"},
@@ -71,6 +76,32 @@ func (e *apiEnv) get(t *testing.T, key, path string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return res.StatusCode, body
+}
+
+// do sends a request with an optional JSON body.
+func (e *apiEnv) do(t *testing.T, method, key, path, body string) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+e.keys[key])
+	}
+	res, err := e.q.App().Test(req, -1)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	out, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, out
 }
 
 func golden(t *testing.T, name string, body []byte) {
@@ -155,6 +186,33 @@ func TestAPI(t *testing.T) {
 			{"notifications_r1_billing", "r1", "/v1/notifications?kind=billing,system&tz=Europe/Amsterdam", 200},
 			{"notifications_r1_usage", "r1", "/v1/notifications?kind=usage", 200},
 			{"error_notification_kind", "r1", "/v1/notifications?kind=weather", 400},
+			{"me_r1", "r1", "/v1/me", 200},
+			{"me_r2", "r2", "/v1/me", 200},
+			{"me_operator", "operator", "/v1/me", 200},
+			{"resellers_operator", "operator", "/v1/resellers", 200},
+			{"resellers_r2", "r2", "/v1/resellers", 200},
+			{"alerts_r1", "r1", "/v1/alerts?tz=Asia/Kolkata", 200},
+			{"alerts_r1_firing", "r1", "/v1/alerts?state=firing", 200},
+			{"alerts_r1_acknowledged", "r1", "/v1/alerts?acknowledged=true", 200},
+			{"alerts_r1_unacknowledged_o1", "r1", "/v1/alerts?acknowledged=false&org=o1&rule=quota,payment_failed", 200},
+			{"alerts_r1_period", "r1", "/v1/alerts?period=2026-11-19T10:00:00Z", 200},
+			{"alerts_r1_page", "r1", "/v1/alerts?limit=1", 200},
+			{"alerts_r1_page2", "r1", "/v1/alerts?limit=1&cursor=" + noteCursor{timeMS: uint64(fixedNow.Add(-time.Hour).UnixMilli()), id: "payment_failed|r1|o1|inv-1|"}.encode(), 200},
+			{"alerts_operator_r2", "operator", "/v1/alerts?reseller=r2", 200},
+			{"alert_rules_r1", "r1", "/v1/alert-rules", 200},
+			{"alert_rules_r2", "r2", "/v1/alert-rules", 200},
+			{"webhooks_r1", "r1", "/v1/webhooks?tz=Europe/Amsterdam", 200},
+			{"webhooks_r2", "r2", "/v1/webhooks", 200},
+			{"webhook_deliveries_r1", "r1", "/v1/webhooks/wh-r1/deliveries", 200},
+			{"webhook_deliveries_r1_limit", "r1", "/v1/webhooks/wh-r1/deliveries?limit=1", 200},
+			{"error_alerts_state", "r1", "/v1/alerts?state=burning", 400},
+			{"error_alerts_rule", "r1", "/v1/alerts?rule=customer_activity", 400},
+			{"error_alerts_org", "r1", "/v1/alerts?org=a.b", 400},
+			{"error_alerts_acknowledged", "r1", "/v1/alerts?acknowledged=maybe", 400},
+			{"error_alerts_limit", "r1", "/v1/alerts?limit=501", 400},
+			{"error_alerts_cursor", "r1", "/v1/alerts?cursor=@@", 400},
+			{"error_deliveries_limit", "r1", "/v1/webhooks/wh-r1/deliveries?limit=0", 400},
+			{"error_webhook_not_found", "r1", "/v1/webhooks/wh-r2/deliveries", 404},
 			{"error_report_range", "r1", "/v1/reports/activity.csv?from=2026-11-10&to=2026-11-01", 400},
 			{"error_report_status", "r1", "/v1/reports/activity.csv?status=queued", 400},
 			{"error_financial_without_revenue", "r2", "/v1/reports/financial.csv", 403},
@@ -225,6 +283,14 @@ func TestAPI(t *testing.T) {
 	t.Run("ops", func(t *testing.T) { testOps(t, env) })
 	t.Run("timeout", func(t *testing.T) { testTimeout(t, env) })
 	t.Run("sql on current ClickHouse", func(t *testing.T) { testSQLOnChDB(t, env) })
+	t.Run("alert sql on current ClickHouse", func(t *testing.T) { testAlertSQLOnChDB(t, env) })
+	// The write routes change the fixture: they run last.
+	t.Run("validation", func(t *testing.T) { testWriteValidation(t, env) })
+	t.Run("acknowledge", func(t *testing.T) { testAcknowledge(t, env) })
+	t.Run("alert rules", func(t *testing.T) { testAlertRules(t, env) })
+	t.Run("webhooks", func(t *testing.T) { testWebhooks(t, env) })
+	t.Run("notification reads", func(t *testing.T) { testNotificationReads(t, env) })
+	t.Run("test alerts", func(t *testing.T) { testTestAlerts(t, env) })
 }
 
 // testOps: health, readiness, the OpenAPI document, per-route latency
@@ -275,8 +341,10 @@ func testTimeout(t *testing.T, env *apiEnv) {
 // another reseller's organization is a 404 indistinguishable from a
 // nonexistent one.
 func testTenancy(t *testing.T, env *apiEnv) {
-	r1Only := []string{"Acme Media", "Beta Labs", "gamma studio", "whisper-large", "nova-2", "EUR", `"o2"`, `"o3"`}
-	r2Only := []string{"Other Reseller Co", "Ninth", "secret-model", "USD", `"o9"`, "Only for r2"}
+	r1Only := []string{"Acme Media", "Beta Labs", "gamma studio", "whisper-large", "nova-2", "EUR", `"o2"`, `"o3"`,
+		"hooks.acme.example", "alice", "wh-r1", "r1-only-error", "…1234"}
+	r2Only := []string{"Other Reseller Co", "Ninth", "secret-model", "USD", `"o9"`, "Only for r2",
+		"r2-only.example", "wh-r2", "r2-only-error", "…9999", "bob"}
 	routes := []string{
 		"/v1/overview",
 		"/v1/activity",
@@ -287,6 +355,12 @@ func testTenancy(t *testing.T, env *apiEnv) {
 		"/v1/reports/usage.csv?group_by=organization,model&granularity=month&from=2026-08-01&to=2026-12-01",
 		"/v1/reports/activity.csv?from=2026-08-01&to=2026-12-01",
 		"/v1/notifications",
+		"/v1/me",
+		"/v1/resellers",
+		"/v1/alerts",
+		"/v1/alerts?state=firing,resolved,test&acknowledged=true",
+		"/v1/alert-rules",
+		"/v1/webhooks",
 	}
 	for _, route := range routes {
 		for _, who := range []struct {
@@ -335,6 +409,7 @@ func testTenancy(t *testing.T, env *apiEnv) {
 	if status != 404 {
 		t.Errorf("r1 GET /v1/organizations/o9 (an r2 organization): %d %s, want 404", status, body)
 	}
+	testWriteTenancy(t, env)
 	// Filters naming another reseller's organizations find nothing.
 	_, body = env.get(t, "r1", "/v1/activity?org=o9")
 	if !bytes.Contains(body, []byte(`"jobs":[]`)) {
@@ -443,7 +518,15 @@ func insertAlerts(t *testing.T, ch *testenv.CH) {
 		{"payment_failed|r1|o1|inv-1|", "payment_failed", "r1", "o1", "firing", "warning", "Payment failed (alert)", fixedNow.Add(-time.Hour)},
 		{"usage_spike|r2|o9|2026-11-20T09:00:00Z|", "usage_spike", "r2", "o9", "firing", "warning", "Usage spike Only for r2", fixedNow.Add(-3 * time.Hour)},
 	} {
-		if err := b.Append(a.key, a.rule, a.reseller, a.org, "", "", a.state, a.severity, a.title, "{}", a.fired, a.fired, zero, uint64(1)); err != nil {
+		parts := strings.Split(a.key, "|")
+		details, resolved := "{}", zero
+		if a.rule == "quota" {
+			details = `{"percent":80.5,"plan":"pro","quota_minutes":10000,"used_minutes":8050}`
+		}
+		if a.state == "resolved" {
+			resolved = a.fired.Add(time.Hour)
+		}
+		if err := b.Append(a.key, a.rule, a.reseller, a.org, parts[3], parts[4], a.state, a.severity, a.title, details, a.fired, a.fired, resolved, uint64(1)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -25,7 +25,20 @@ func badParam(param, format string, args ...any) *APIError {
 	return &APIError{Status: fiber.StatusBadRequest, Code: "invalid_param", Message: fmt.Sprintf(format, args...), Param: param}
 }
 
+// badBody is a 400 for field param of the JSON request body.
+func badBody(param, format string, args ...any) *APIError {
+	return &APIError{Status: fiber.StatusBadRequest, Code: "invalid_body", Message: fmt.Sprintf(format, args...), Param: param}
+}
+
+// notFound is a 404 that reads the same for another reseller's object as
+// for one that does not exist.
+func notFound(what string) *APIError {
+	return &APIError{Status: fiber.StatusNotFound, Code: "not_found", Message: what + " not found"}
+}
+
 var (
+	errNoNATS = &APIError{Status: fiber.StatusServiceUnavailable, Code: "unavailable",
+		Message: "this query service has no NATS connection (start it with --nats-url) and cannot send test alerts"}
 	errUnauthorized = &APIError{Status: fiber.StatusUnauthorized, Code: "unauthorized",
 		Message: `missing, unknown or revoked API key: send "Authorization: Bearer <key>"`}
 	errOtherReseller = &APIError{Status: fiber.StatusForbidden, Code: "forbidden",

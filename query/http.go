@@ -37,12 +37,30 @@ func (q *Query) newApp() *fiber.App {
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(q.gather, promhttp.HandlerOpts{})))
 	app.Get("/openapi.yaml", q.openapi)
 	v1 := app.Group("/v1", q.withTimeout, q.authenticate)
+	// Routes above q.scoped answer operator keys without ?reseller=.
+	v1.Get("/me", q.me)
+	v1.Get("/resellers", q.resellers)
+	v1.Use(q.scoped)
 	v1.Get("/overview", q.overview)
 	v1.Get("/activity", q.activity)
 	v1.Get("/organizations", q.organizations)
 	v1.Get("/organizations/:id", q.organization)
 	v1.Get("/usage", q.usage)
 	v1.Get("/notifications", q.notifications)
+	v1.Post("/notifications/read", q.markNotificationsRead)
+	v1.Get("/alerts", q.alerts)
+	v1.Post("/alerts/:key/acknowledge", q.acknowledgeAlert)
+	v1.Get("/alert-rules", q.alertRules)
+	v1.Post("/alert-rules", q.createAlertRule)
+	v1.Put("/alert-rules/:rule", q.putAlertRule)
+	v1.Delete("/alert-rules/:rule", q.deleteAlertRule)
+	v1.Post("/alert-rules/:rule/test", q.testAlertRule)
+	v1.Get("/webhooks", q.webhooks)
+	v1.Post("/webhooks", q.createWebhook)
+	v1.Put("/webhooks/:id", q.putWebhook)
+	v1.Delete("/webhooks/:id", q.deleteWebhook)
+	v1.Post("/webhooks/:id/test", q.testWebhook)
+	v1.Get("/webhooks/:id/deliveries", q.webhookDeliveries)
 	v1.Get("/reports/usage.csv", q.usageReport)
 	v1.Get("/reports/financial.csv", q.financialReport)
 	v1.Get("/reports/activity.csv", q.activityReport)
@@ -83,10 +101,16 @@ type scope struct {
 	revenue  bool
 	loc      *time.Location
 	tz       string
+	who      *principal
 }
 
-const scopeKey = "tally.scope"
+const (
+	principalKey = "tally.principal"
+	scopeKey     = "tally.scope"
+)
 
+// authenticate resolves the Bearer key; a reseller key naming another
+// reseller in ?reseller= is refused here, on every route.
 func (q *Query) authenticate(c *fiber.Ctx) error {
 	auth := c.Get(fiber.HeaderAuthorization)
 	const prefix = "Bearer "
@@ -100,7 +124,18 @@ func (q *Query) authenticate(c *fiber.Ctx) error {
 	if p == nil {
 		return errUnauthorized
 	}
-	s := scope{reseller: p.reseller, revenue: p.revenue}
+	if asked := c.Query("reseller"); !p.operator && asked != "" && asked != p.reseller {
+		return errOtherReseller
+	}
+	c.Locals(principalKey, p)
+	return c.Next()
+}
+
+// scoped picks the one reseller a request sees (an operator names it in
+// ?reseller=) and its time zone.
+func (q *Query) scoped(c *fiber.Ctx) error {
+	p := principalOf(c)
+	s := scope{reseller: p.reseller, revenue: p.revenue, who: p}
 	asked := c.Query("reseller")
 	switch {
 	case p.operator && asked == "":
@@ -109,8 +144,6 @@ func (q *Query) authenticate(c *fiber.Ctx) error {
 		return badParam("reseller", "reseller %q: want 1-64 of [A-Za-z0-9_-]", asked)
 	case p.operator:
 		s.reseller = asked
-	case asked != "" && asked != p.reseller:
-		return errOtherReseller
 	}
 	s.tz = c.Query("tz", q.cfg.TimeZone)
 	loc, err := loadZone(s.tz)
@@ -121,6 +154,8 @@ func (q *Query) authenticate(c *fiber.Ctx) error {
 	c.Locals(scopeKey, s)
 	return c.Next()
 }
+
+func principalOf(c *fiber.Ctx) *principal { return c.Locals(principalKey).(*principal) }
 
 func scopeOf(c *fiber.Ctx) scope { return c.Locals(scopeKey).(scope) }
 

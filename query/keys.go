@@ -42,7 +42,7 @@ FROM api_keys FINAL
 WHERE key_hash = ?
 ORDER BY key_id
 LIMIT 1`
-	lookupKeySQL = `SELECT key_id, role, reseller_id, revenue_enabled, revoked
+	lookupKeySQL = `SELECT key_id, name, role, reseller_id, revenue_enabled, revoked
 FROM api_keys FINAL
 WHERE key_hash = ?
 ORDER BY key_id
@@ -213,6 +213,7 @@ func boolByte(b bool) uint8 {
 // principal is who a request's key belongs to.
 type principal struct {
 	keyID    string
+	keyName  string
 	operator bool
 	reseller string // empty for the operator
 	revenue  bool
@@ -252,17 +253,18 @@ func (kc *keyCache) lookup(ctx context.Context, secret string) (*principal, erro
 		return e.p, nil
 	}
 	var (
-		id, role, reseller string
-		revenue, revoked   uint8
-		p                  *principal
+		id, name, role   string
+		reseller         string
+		revenue, revoked uint8
+		p                *principal
 	)
-	err := kc.conn.QueryRow(ctx, lookupKeySQL, h).Scan(&id, &role, &reseller, &revenue, &revoked)
+	err := kc.conn.QueryRow(ctx, lookupKeySQL, h).Scan(&id, &name, &role, &reseller, &revenue, &revoked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return nil, fmt.Errorf("look up key: %w", err)
 	case revoked == 0:
-		p = &principal{keyID: id, operator: role == RoleOperator, reseller: reseller, revenue: revenue == 1 || role == RoleOperator}
+		p = &principal{keyID: id, keyName: name, operator: role == RoleOperator, reseller: reseller, revenue: revenue == 1 || role == RoleOperator}
 	}
 	kc.mu.Lock()
 	if len(kc.entries) >= maxCachedKeys {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/tallyhq/tally/alertspec"
 )
 
 // Notification kinds and the event types behind them.
@@ -30,6 +32,16 @@ var alertKinds = map[string][]string{
 
 var allKinds = []string{"system", "customer", "billing", "usage"}
 
+// testAlertKinds: test alerts (state test, see alertspec.NewTestAlert) are
+// in the feed whatever their rule, by kind.
+var testAlertKinds = map[string][]string{
+	"usage":    alertKinds["usage"],
+	"billing":  append(slices.Clone(alertKinds["billing"]), alertspec.RulePaymentFailed),
+	"customer": {alertspec.RuleCustomer},
+}
+
+var kindOfTestRule = map[string]string{}
+
 var kindOfType = map[string]string{}
 
 func init() {
@@ -38,6 +50,11 @@ func init() {
 			for _, t := range types {
 				kindOfType[t] = kind
 			}
+		}
+	}
+	for kind, rules := range testAlertKinds {
+		for _, r := range rules {
+			kindOfTestRule[r] = kind
 		}
 	}
 }
@@ -57,10 +74,15 @@ type noteCursor struct {
 	id     string
 }
 
-func (n notificationsQuery) build() (string, []any) {
+func (n notificationsQuery) scope() *sqlBuilder {
 	var b sqlBuilder
 	b.where("(reseller_id = ? OR (reseller_id = '' AND type = 'system.notice'))", n.reseller)
 	b.in("type", n.types)
+	return &b
+}
+
+func (n notificationsQuery) build() (string, []any) {
+	b := n.scope()
 	if c := n.after; c != nil {
 		b.where("(time_ms < ? OR (time_ms = ? AND id < ?))", c.timeMS, c.timeMS, c.id)
 	}
@@ -78,14 +100,31 @@ LIMIT ?`, b.args
 type alertNotificationsQuery struct {
 	reseller string
 	rules    []string
-	after    *noteCursor
-	limit    int
+	// testRules: test alerts of these rules are in the feed too.
+	testRules []string
+	after     *noteCursor
+	limit     int
+}
+
+func (n alertNotificationsQuery) scope() *sqlBuilder {
+	var b sqlBuilder
+	b.where("reseller_id = ?", n.reseller)
+	if len(n.testRules) == 0 {
+		b.in("rule", n.rules)
+	} else {
+		rules := n.rules
+		if len(rules) == 0 {
+			rules = []string{""} // an empty array is Array(Nothing): IN fails on 18.16
+		}
+		// Test alerts never change state, so this WHERE on a non-key
+		// column is safe under FINAL.
+		b.where("(rule IN (SELECT arrayJoin(?)) OR (state = ? AND rule IN (SELECT arrayJoin(?))))", rules, alertspec.StateTest, n.testRules)
+	}
+	return &b
 }
 
 func (n alertNotificationsQuery) build() (string, []any) {
-	var b sqlBuilder
-	b.where("reseller_id = ?", n.reseller)
-	b.in("rule", n.rules)
+	b := n.scope()
 	if c := n.after; c != nil {
 		b.where("(toUInt64(first_fired_at) * 1000 < ? OR (toUInt64(first_fired_at) * 1000 = ? AND alert_key < ?))", c.timeMS, c.timeMS, c.id)
 	}
@@ -108,15 +147,19 @@ type notification struct {
 	Link     string    `json:"link,omitempty"`
 	OrgID    string    `json:"org_id,omitempty"`
 	OrgName  string    `json:"org_name,omitempty"`
-	// State is the alert's state (firing, resolved) for usage and billing
-	// alerts raised by the alerts stage.
-	State  string `json:"state,omitempty"`
+	// State is the alert's state (firing, resolved, test) for usage and
+	// billing alerts raised by the alerts stage and test alerts.
+	State string `json:"state,omitempty"`
+	// Read: the reseller marked it read (POST /v1/notifications/read).
+	Read   bool `json:"read"`
 	timeMS uint64
 }
 
 type notificationsResponse struct {
 	Notifications []notification `json:"notifications"`
 	NextCursor    string         `json:"next_cursor,omitempty"`
+	// Unread counts the unread items of the kinds asked for, all pages.
+	Unread uint64 `json:"unread"`
 }
 
 // notifications is the feed: system notices, customer activity (new
@@ -143,6 +186,7 @@ func (q *Query) notifications(c *fiber.Ctx) error {
 		}
 		nq.types = append(nq.types, types...)
 		aq.rules = append(aq.rules, rules...)
+		aq.testRules = append(aq.testRules, testAlertKinds[k]...)
 	}
 	if raw := c.Query("cursor"); raw != "" {
 		if nq.after, err = decodeNoteCursor(raw); err != nil {
@@ -156,7 +200,7 @@ func (q *Query) notifications(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	if len(aq.rules) > 0 {
+	if len(aq.rules)+len(aq.testRules) > 0 {
 		alerts, err := q.alertNotifications(c, s.loc, aq)
 		if err != nil {
 			return err
@@ -189,6 +233,20 @@ func (q *Query) notifications(c *fiber.Ctx) error {
 	for i := range resp.Notifications {
 		resp.Notifications[i].OrgName = names[resp.Notifications[i].OrgID]
 	}
+	ids := make([]string, len(feed))
+	for i, n := range feed {
+		ids[i] = n.ID
+	}
+	rs, err := q.readState(c, s.reseller, ids)
+	if err != nil {
+		return err
+	}
+	for i := range resp.Notifications {
+		resp.Notifications[i].Read = rs.read(resp.Notifications[i])
+	}
+	if resp.Unread, err = q.unread(c, rs.beforeMS, nq, aq); err != nil {
+		return err
+	}
 	return c.JSON(resp)
 }
 
@@ -207,6 +265,9 @@ func (q *Query) alertNotifications(c *fiber.Ctx, loc *time.Location, aq alertNot
 			return nil, fmt.Errorf("alert notifications: %w", err)
 		}
 		n.Kind = kindOfType[n.Type]
+		if n.State == alertspec.StateTest {
+			n.Kind = cmp.Or(n.Kind, kindOfTestRule[n.Type])
+		}
 		n.Time = n.Time.In(loc)
 		out = append(out, n)
 	}

@@ -2,8 +2,9 @@
 // HTTP service over the ClickHouse read models. Every request is
 // authenticated with a Bearer key (see keys.go) that belongs to one reseller
 // or to the operator, and every query is scoped to one reseller by a bound
-// parameter: another reseller's organization answers 404 exactly like one
-// that does not exist.
+// parameter: another reseller's organization, alert or webhook answers 404
+// exactly like one that does not exist. Test alerts are published on NATS
+// when Config.JetStream is set.
 //
 // Routes (query/openapi.yaml, served at /openapi.yaml, is the reference):
 //
@@ -12,6 +13,17 @@
 //	GET /v1/organizations         organizations, filters, sort, page pagination
 //	GET /v1/organizations/{id}    one organization in detail
 //	GET /v1/usage                 usage metrics grouped by time and up to two dimensions
+//	GET /v1/notifications         the feed (notices, customer activity, billing, usage alerts), read state
+//	POST /v1/notifications/read   mark feed items (or all) read
+//	GET /v1/reports/*.csv         usage, financial and activity CSV reports
+//	GET /v1/me                    the caller's role, reseller and revenue access
+//	GET /v1/resellers             resellers the key may pick, with organization counts
+//	GET /v1/alerts                alerts with filters, keyset pagination
+//	POST /v1/alerts/{key}/acknowledge
+//	GET, POST /v1/alert-rules     rules with effective settings; create an override
+//	PUT, DELETE /v1/alert-rules/{rule}, POST /v1/alert-rules/{rule}/test
+//	GET, POST /v1/webhooks        alert webhooks (secret shown once at creation)
+//	PUT, DELETE /v1/webhooks/{id}, POST /v1/webhooks/{id}/test, GET /v1/webhooks/{id}/deliveries
 //	GET /healthz, /readyz, /metrics, /openapi.yaml
 package query
 
@@ -21,10 +33,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -52,6 +66,11 @@ type Config struct {
 	TimeZone string
 	// Now is the clock (tests fix it). Default time.Now.
 	Now func() time.Time
+	// JetStream, when set, lets the API publish test alerts on
+	// TALLY_ALERTS (POST /v1/alert-rules/{rule}/test and
+	// /v1/webhooks/{id}/test), which the alerts stage delivers to webhooks.
+	// Without it those routes answer 503.
+	JetStream jetstream.JetStream
 }
 
 // DefaultConfig returns the default configuration.
@@ -116,6 +135,10 @@ type Query struct {
 	gather  prometheus.Gatherer
 	defLoc  *time.Location
 	app     *fiber.App
+	js      jetstream.JetStream
+
+	streamMu    sync.Mutex
+	streamReady bool
 }
 
 // New builds the stage. Metrics are registered on reg and served from it at
@@ -147,6 +170,7 @@ func New(cfg Config, conn driver.Conn, log *slog.Logger, reg *prometheus.Registr
 		metrics: m,
 		gather:  reg,
 		defLoc:  loc,
+		js:      cfg.JetStream,
 	}
 	q.app = q.newApp()
 	return q, nil

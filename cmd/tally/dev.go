@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -53,6 +54,9 @@ func runDev(ctx context.Context, args []string) error {
 		demoRate   float64
 		demoSeed   int
 		demoBackfl time.Duration
+		demoHook   string
+		hookSecret string
+		alertEvery time.Duration
 	)
 	lo.register(fs)
 	qo.register(fs)
@@ -68,6 +72,9 @@ func runDev(ctx context.Context, args []string) error {
 	float64Var(fs, &demoRate, "demo-rate", 0, "demo live events per second (0 = generator default)")
 	intVar(fs, &demoSeed, "demo-seed", 1, "demo random seed")
 	durationVar(fs, &demoBackfl, "demo-backfill", 0, "demo history generated at start (0 = generator default)")
+	stringVar(fs, &demoHook, "demo-webhook", "", "webhook URL registered for every demo reseller's alerts (default: a sink in tally dev that logs them; off: none)")
+	stringVar(fs, &hookSecret, "demo-webhook-secret", "", "signing secret of the demo webhooks (default: a random one)")
+	durationVar(fs, &alertEvery, "alerts-interval", alerts.DefaultConfig().Interval, "how often the alert rules are evaluated")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -162,6 +169,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	qcfg := qo.config()
+	qcfg.JetStream = js
 	if err := qcfg.Validate(); err != nil {
 		return err
 	}
@@ -169,7 +177,10 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	al, err := alerts.New(alerts.DefaultConfig(), js, conn, log.With("stage", "alerts"))
+	acfg := alerts.DefaultConfig()
+	acfg.Interval = alertEvery
+	acfg.LeaseTTL = max(acfg.LeaseTTL, alertEvery)
+	al, err := alerts.New(acfg, js, conn, log.With("stage", "alerts"))
 	if err != nil {
 		return err
 	}
@@ -179,24 +190,9 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	opsSrv := ops.New(ops.Config{Listen: opsAt}, log, reg, readyChecks(nc, conn))
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return in.Run(gctx) })
-	g.Go(func() error { return pr.Run(gctx) })
-	g.Go(func() error { return opsSrv.Run(gctx) })
-	g.Go(func() error { return qs.Run(gctx) })
-	g.Go(func() error { return al.Run(gctx) })
+	var gen *demo.Generator
 	if withDemo {
-		dcfg := demo.Config{}
-		dcfg.Seed = int64(demoSeed)
-		if demoSpeed > 0 {
-			dcfg.Speed = demoSpeed
-		}
-		if demoRate > 0 {
-			dcfg.Rate = demoRate
-		}
-		if demoBackfl > 0 {
-			dcfg.Backfill = demoBackfl
-		}
+		dcfg := demo.Config{Seed: int64(demoSeed), Speed: demoSpeed, Rate: demoRate, Backfill: demoBackfl}
 		if demoBackfl == 0 && hasEvents(ctx, conn) {
 			// A restart on existing data: a full backfill would add a second
 			// history under new ids.
@@ -206,7 +202,47 @@ func runDev(ctx context.Context, args []string) error {
 		if err := dcfg.Validate(); err != nil {
 			return err
 		}
-		gen := demo.New(dcfg, log.With("stage", "demo"))
+		gen = demo.New(dcfg, log.With("stage", "demo"))
+	}
+	var reseller, resellerKey string
+	if gen != nil {
+		reseller = gen.Scenario().Resellers[0].ID
+		if resellerKey, err = devResellerKey(ctx, conn, dataDir, reseller); err != nil {
+			return err
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	var hookInfo string
+	if gen != nil && demoHook != "off" {
+		// Registered before the alerts stage starts, so its first alerts
+		// find the webhooks.
+		if hookSecret == "" {
+			hookSecret = randomSecret()
+		}
+		hookInfo = demoHook
+		if demoHook == "" {
+			url, serve, err := serveDemoWebhookSink(gctx, hookSecret, log.With("stage", "webhook-sink"))
+			if err != nil {
+				return err
+			}
+			g.Go(serve)
+			demoHook, hookInfo = url, url+"   (each delivery is logged as \"webhook received\")"
+		}
+		var resellers []string
+		for _, r := range gen.Scenario().Resellers {
+			resellers = append(resellers, r.ID)
+		}
+		if err := registerDemoWebhooks(ctx, conn, resellers, demoHook, hookSecret); err != nil {
+			return err
+		}
+	}
+	g.Go(func() error { return in.Run(gctx) })
+	g.Go(func() error { return pr.Run(gctx) })
+	g.Go(func() error { return opsSrv.Run(gctx) })
+	g.Go(func() error { return qs.Run(gctx) })
+	g.Go(func() error { return al.Run(gctx) })
+	if gen != nil {
 		pub := publish.New(js, publish.Options{})
 		g.Go(func() error { return gen.Run(gctx, demoSink(pub, log)) })
 	}
@@ -215,7 +251,8 @@ func runDev(ctx context.Context, args []string) error {
 	printBanner(devInfo{
 		ingest: httpURL(listen), ops: httpURL(opsAt), nats: ns.ClientURL(), clickhouse: chcfg.Addr,
 		database: chcfg.Database, key: ingestKeys[0], dataDir: dataDir, demo: withDemo, ownCH: chsrv != nil,
-		query: httpURL(qcfg.Listen), queryKey: queryKey,
+		query: httpURL(qcfg.Listen), queryKey: queryKey, resellerKey: resellerKey, reseller: reseller,
+		webhook: hookInfo,
 	})
 	err = g.Wait()
 	log.Info("stopped; shutting down nats and clickhouse")
@@ -271,7 +308,7 @@ const progressQuery = `SELECT
 
 type devInfo struct {
 	ingest, ops, nats, clickhouse, database, key, dataDir string
-	query, queryKey                                       string
+	query, queryKey, reseller, resellerKey, webhook       string
 	demo, ownCH                                           bool
 }
 
@@ -281,26 +318,35 @@ func printBanner(d devInfo) {
 		chNote = "(given)"
 	}
 	host, port, _ := net.SplitHostPort(d.clickhouse)
-	fmt.Fprintf(os.Stderr, `
-tally dev is running. Ctrl-C stops everything.
-
-  Ingest API     %s/v1/events   (Authorization: Bearer %s)
-  Query API      %s/v1/overview?reseller=acme-media   (Authorization: Bearer %s, operator key)
-                 OpenAPI document: %s/openapi.yaml
-  Health/metrics %s/healthz  %s/readyz  %s/metrics
-  NATS           %s (JetStream, store in %s)
-  ClickHouse     %s %s
-                 clickhouse-client --host %s --port %s -d %s
-  Demo traffic   %v
-
+	var b strings.Builder
+	fmt.Fprintf(&b, "\ntally dev is running. Ctrl-C stops everything.\n\n")
+	fmt.Fprintf(&b, "  Dashboard      %s/\n", d.query)
+	if d.resellerKey != "" {
+		fmt.Fprintf(&b, "                 sign in with %s   (reseller %s)\n", d.resellerKey, d.reseller)
+		fmt.Fprintf(&b, "                 or with %s   (operator: every reseller)\n", d.queryKey)
+	} else {
+		fmt.Fprintf(&b, "                 sign in with %s   (operator: every reseller)\n", d.queryKey)
+	}
+	fmt.Fprintf(&b, "  Ingest API     %s/v1/events   (Authorization: Bearer %s)\n", d.ingest, d.key)
+	fmt.Fprintf(&b, "  Query API      %s/v1/overview?reseller=acme-media   (Authorization: Bearer %s, operator key)\n", d.query, d.queryKey)
+	fmt.Fprintf(&b, "                 OpenAPI document: %s/openapi.yaml\n", d.query)
+	fmt.Fprintf(&b, "  Health/metrics %s/healthz  %s/readyz  %s/metrics\n", d.ops, d.ops, d.ops)
+	fmt.Fprintf(&b, "  NATS           %s (JetStream, store in %s)\n", d.nats, filepath.Join(d.dataDir, "nats"))
+	fmt.Fprintf(&b, "  ClickHouse     %s %s\n", d.clickhouse, chNote)
+	fmt.Fprintf(&b, "                 clickhouse-client --host %s --port %s -d %s\n", host, port, d.database)
+	fmt.Fprintf(&b, "  Demo traffic   %v\n", d.demo)
+	if d.webhook != "" {
+		fmt.Fprintf(&b, "  Alert webhook  %s\n", d.webhook)
+	}
+	fmt.Fprintf(&b, `
 Try:
-  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
+  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\
        --data @schemas/examples/job.completed.json %s/v1/events
   curl -s -H 'Authorization: Bearer %s' '%s/v1/organizations?reseller=acme-media&sort=usage&order=desc'
   clickhouse-client --host %s --port %s -d %s -q 'SELECT org_id, sumMerge(media_ms)/60000 AS minutes FROM usage_15m GROUP BY org_id ORDER BY minutes DESC LIMIT 5'
 
-`, d.ingest, d.key, d.query, d.queryKey, d.query, d.ops, d.ops, d.ops, d.nats, filepath.Join(d.dataDir, "nats"), d.clickhouse, chNote,
-		host, port, d.database, d.demo, d.key, d.ingest, d.queryKey, d.query, host, port, d.database)
+`, d.key, d.ingest, d.queryKey, d.query, host, port, d.database)
+	fmt.Fprint(os.Stderr, b.String())
 }
 
 // findClickHouse returns the clickhouse-server binary to start, or how to

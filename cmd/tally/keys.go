@@ -103,7 +103,17 @@ func runKeys(ctx context.Context, args []string) error {
 // once and kept in the data dir so a restart prints the same key (a new one
 // if it was revoked or the database is new).
 func devQueryKey(ctx context.Context, conn driver.Conn, dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "query-key")
+	return devAPIKey(ctx, conn, filepath.Join(dataDir, "query-key"), query.KeySpec{Name: "tally dev", Operator: true})
+}
+
+// devResellerKey returns `tally dev`'s key of one demo reseller, the one the
+// banner offers for signing in to the dashboard; kept like devQueryKey.
+func devResellerKey(ctx context.Context, conn driver.Conn, dataDir, reseller string) (string, error) {
+	return devAPIKey(ctx, conn, filepath.Join(dataDir, "reseller-key-"+reseller),
+		query.KeySpec{Name: "tally dev " + reseller, ResellerID: reseller, Revenue: true})
+}
+
+func devAPIKey(ctx context.Context, conn driver.Conn, path string, spec query.KeySpec) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		secret := strings.TrimSpace(string(b))
 		k, err := query.LookupKey(ctx, conn, secret)
@@ -114,12 +124,12 @@ func devQueryKey(ctx context.Context, conn driver.Conn, dataDir string) (string,
 			return "", err
 		}
 	}
-	_, secret, err := query.CreateKey(ctx, conn, query.KeySpec{Name: "tally dev", Operator: true}, time.Now())
+	_, secret, err := query.CreateKey(ctx, conn, spec, time.Now())
 	if err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
-		return "", fmt.Errorf("save dev query key: %w", err)
+		return "", fmt.Errorf("save dev key %s: %w", filepath.Base(path), err)
 	}
 	return secret, nil
 }

@@ -14,10 +14,14 @@ func runQuery(ctx context.Context, args []string) error {
 		lo logOptions
 		co clickhouseOptions
 		qo queryOptions
+		no natsOptions
 	)
 	lo.register(fs)
 	co.register(fs, "127.0.0.1:9000", "ClickHouse native protocol address host:port")
 	qo.register(fs)
+	// NATS is optional here: only test alerts need it.
+	stringVar(fs, &no.url, "nats-url", "", "NATS server URL(s), comma separated; optional: without it the API cannot send test alerts (503)")
+	stringVar(fs, &no.creds, "nats-creds", "", "NATS credentials file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -34,6 +38,14 @@ func runQuery(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
+	if no.url != "" {
+		nc, js, err := no.connect(log, "query")
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		qcfg.JetStream = js
+	}
 	q, err := query.New(qcfg, conn, log, newRegistry())
 	if err != nil {
 		return err

@@ -8,13 +8,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tallyhq/tally/alertspec"
 	"github.com/tallyhq/tally/schemas"
 	"github.com/tallyhq/tally/stream"
 )
 
-// StateNotice is the state of customer activity notifications: they are
-// facts, neither firing nor resolved.
-const StateNotice = "notice"
+// StateNotice is the state of customer activity notifications (see
+// alertspec.StateNotice).
+const StateNotice = alertspec.StateNotice
 
 // activitySubjects are the customer activity events turned into
 // notifications.

@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/tally
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: dev test build deps deps-test bench vet clean
+.PHONY: dev test build deps deps-test bench vet clean web check-web
 
 ## dev: install what is missing (clickhouse-server), build, run `tally dev`
 dev: deps build
@@ -20,6 +20,15 @@ bench: deps build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tally
+
+## web: rebuild the dashboard bundle web/dist from web/src (npm; commit web/dist).
+## `build` needs only Go: it embeds the committed web/dist.
+web:
+	cd web && npm install --no-audit --no-fund --loglevel=error && npm run build
+
+## check-web: fail if web/dist is not the build of web/src
+check-web:
+	bash scripts/check-web.sh
 
 deps:
 	bash scripts/install-deps.sh

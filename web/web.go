@@ -26,7 +26,8 @@ func FS() fs.FS {
 
 // Handler serves the dashboard: files of the bundle by path, with long
 // caching for content-hashed assets, and index.html for every other GET
-// path so the page's own router can handle it. API paths never reach it.
+// path so the page's own router can handle it. Paths under /v1 (the API)
+// are passed on, so an unknown API route never answers with the page.
 func Handler() fiber.Handler {
 	files := FS()
 	index, err := fs.ReadFile(files, "index.html")
@@ -38,6 +39,9 @@ func Handler() fiber.Handler {
 			return c.Next()
 		}
 		p := strings.TrimPrefix(path.Clean(c.Path()), "/")
+		if p == "v1" || strings.HasPrefix(p, "v1/") {
+			return c.Next() // the API's own 404, never the page
+		}
 		if p != "" && p != "index.html" {
 			if b, err := fs.ReadFile(files, p); err == nil {
 				if strings.HasPrefix(p, "assets/") {

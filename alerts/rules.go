@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -63,7 +64,52 @@ type subUsage struct {
 
 func (s subUsage) usedMinutes() float64 { return float64(s.usedMS) / 60000 }
 
+// cycleMemo keeps what several rules of one evaluation share (the
+// subscription usage of quota, low usage and no jobs; the hour series of the
+// spike, drop and failure-rate rules), for one stage and one evaluation
+// time. Rules of a cycle run one after another with the same now, so each
+// query runs once per cycle.
+var cycleMemo struct {
+	mu   sync.Mutex
+	a    *Alerts
+	now  time.Time
+	at   time.Time // wall clock when the entry was started
+	vals map[string]any
+}
+
+// cycleMemoTTL bounds how long a memo entry serves an evaluation time
+// (a clock that stands still in tests must not freeze the data).
+const cycleMemoTTL = 20 * time.Second
+
+func memoized[T any](a *Alerts, key string, now time.Time, load func() (T, error)) (T, error) {
+	m := &cycleMemo
+	m.mu.Lock()
+	if m.a == a && m.now.Equal(now) && time.Since(m.at) < cycleMemoTTL {
+		if v, ok := m.vals[key]; ok {
+			m.mu.Unlock()
+			return v.(T), nil
+		}
+	} else {
+		m.a, m.now, m.at, m.vals = a, now, time.Now(), map[string]any{}
+	}
+	m.mu.Unlock()
+	v, err := load()
+	if err != nil {
+		return v, err
+	}
+	m.mu.Lock()
+	if m.a == a && m.now.Equal(now) {
+		m.vals[key] = v
+	}
+	m.mu.Unlock()
+	return v, nil
+}
+
 func (a *Alerts) subscriptionUsage(ctx context.Context, now time.Time) ([]subUsage, error) {
+	return memoized(a, "subscription usage", now, func() ([]subUsage, error) { return a.loadSubscriptionUsage(ctx, now) })
+}
+
+func (a *Alerts) loadSubscriptionUsage(ctx context.Context, now time.Time) ([]subUsage, error) {
 	rows, err := a.conn.Query(ctx, subscriptionUsageSQL, now, now.Add(-a.cfg.LowUsageWindow), now, now, now, now, now)
 	if err != nil {
 		return nil, fmt.Errorf("subscription usage: %w", err)
@@ -169,24 +215,68 @@ func (a *Alerts) noJobsRule(ctx context.Context, now time.Time, st settings) ([]
 	if err != nil {
 		return nil, err
 	}
-	rows, err := a.conn.Query(ctx, lastJobSQL, now)
+	last, err := a.lastJobs(ctx, subs, now)
 	if err != nil {
-		return nil, fmt.Errorf("last job: %w", err)
-	}
-	defer rows.Close()
-	last := map[[2]string]time.Time{}
-	for rows.Next() {
-		var r, o string
-		var t time.Time
-		if err := rows.Scan(&r, &o, &t); err != nil {
-			return nil, fmt.Errorf("last job: %w", err)
-		}
-		last[[2]string{r, o}] = t
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("last job: %w", err)
+		return nil, err
 	}
 	return noJobsFindings(subs, last, now, st), nil
+}
+
+// noJobsRecent is the window of the first last-job query; organizations
+// without a job in it are looked up through the primary key. Any value is
+// exact; this one keeps both queries small.
+const noJobsRecent = 14 * 24 * time.Hour
+
+// lastJobs returns the bucket of the latest job event up to now of every
+// paid organization of subs that has one.
+func (a *Alerts) lastJobs(ctx context.Context, subs []subUsage, now time.Time) (map[[2]string]time.Time, error) {
+	last := map[[2]string]time.Time{}
+	scan := func(sql string, args ...any) error {
+		rows, err := a.conn.Query(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("last job: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r, o string
+			var t time.Time
+			if err := rows.Scan(&r, &o, &t); err != nil {
+				return fmt.Errorf("last job: %w", err)
+			}
+			last[[2]string{r, o}] = t
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("last job: %w", err)
+		}
+		return nil
+	}
+	if err := scan(recentLastJobSQL, now.Add(-noJobsRecent), now); err != nil {
+		return nil, err
+	}
+	resellers, orgs := map[string]bool{}, map[string]bool{}
+	var rs, os []string
+	for _, s := range subs {
+		if _, ok := last[[2]string{s.reseller, s.org}]; ok || !paid(s) {
+			continue
+		}
+		if !resellers[s.reseller] {
+			resellers[s.reseller] = true
+			rs = append(rs, s.reseller)
+		}
+		if !orgs[s.org] {
+			orgs[s.org] = true
+			os = append(os, s.org)
+		}
+	}
+	if len(os) == 0 {
+		return last, nil
+	}
+	// The superset's other pairs get their latest bucket too: the same
+	// value for those the first query found.
+	if err := scan(lastJobOfSQL, rs, os, now); err != nil {
+		return nil, err
+	}
+	return last, nil
 }
 
 // noJobsFindings: paid organizations without a job for days. The period of
@@ -429,7 +519,7 @@ func (a *Alerts) hourRule(name string) func(ctx context.Context, now time.Time, 
 	return func(ctx context.Context, now time.Time, st settings) ([]Alert, error) {
 		end := hourWindowEnd(now)
 		var latest time.Time
-		if err := a.conn.QueryRow(ctx, latestBucketSQL, now).Scan(&latest); err != nil {
+		if err := a.conn.QueryRow(ctx, latestBucketSQL, end.Add(-30*time.Minute), now).Scan(&latest); err != nil {
 			return nil, fmt.Errorf("latest bucket: %w", err)
 		}
 		if latest.Before(end.Add(-15 * time.Minute)) {
@@ -437,7 +527,7 @@ func (a *Alerts) hourRule(name string) func(ctx context.Context, now time.Time, 
 			// pipeline is behind (or replaying), not every customer quiet.
 			return nil, errNotReady
 		}
-		series, err := a.hourSeries(ctx, end)
+		series, err := memoized(a, "hour series", now, func() ([]hourSeries, error) { return a.hourSeries(ctx, end) })
 		if err != nil {
 			return nil, err
 		}

@@ -248,10 +248,11 @@ func TestSQLOnBothVersions(t *testing.T) {
 	wend := hourWindowEnd(now)
 	queries := []testenv.NamedQuery{
 		{Name: "subscription usage", SQL: subscriptionUsageSQL, Args: []any{now, now.Add(-7 * day), now, now, now, now, now}},
-		{Name: "last job", SQL: lastJobSQL, Args: []any{now}},
+		{Name: "last job", SQL: recentLastJobSQL, Args: []any{now.Add(-14 * day), now}},
+		{Name: "last job of", SQL: lastJobOfSQL, Args: []any{[]string{"r1", "r2"}, []string{"a", "b"}, now}},
 		{Name: "invoices", SQL: invoicesSQL, Args: []any{now.Add(-30 * day), now}},
 		{Name: "ending", SQL: endingSubscriptionsSQL, Args: []any{now.Add(-30 * day), now.Add(7 * day)}},
-		{Name: "latest bucket", SQL: latestBucketSQL, Args: []any{now}},
+		{Name: "latest bucket", SQL: latestBucketSQL, Args: []any{now.Add(-time.Hour), now}},
 		{Name: "first seen", SQL: firstSeenSQL, Args: []any{wend.Add(-4*7*day - time.Hour), wend}},
 		{Name: "hour of week", SQL: hourOfWeekSQL, Args: []any{wend.Unix(), wend.Add(-4*7*day - time.Hour), wend, wend.Unix()}},
 		{Name: "stored alerts", SQL: storedAlertsSQL, Args: []any{"quota", []string{"quota|r1|a|x|80"}}},
@@ -278,7 +279,7 @@ func TestSQLOnBothVersions(t *testing.T) {
 			"('w1:k/firing', 'w1', 'r1', 'k', 'firing', 'http://b', 2, 'delivered', 200, '', 3, '2026-11-20 00:00:01')",
 	}
 	res := testenv.CompareWithChDB(t, ch, setup, queries)
-	for name, want := range map[string]int{"subscription usage": 2, "last job": 2, "invoices": 2, "ending": 2, "hour of week": 3, "first seen": 2, "latest bucket": 1, "stored alerts": 2, "stored alerts no keys": 1, "webhooks": 1, "delivered": 1, "settings": 1, "feed": 3} {
+	for name, want := range map[string]int{"subscription usage": 2, "last job": 2, "last job of": 2, "invoices": 2, "ending": 2, "hour of week": 3, "first seen": 2, "latest bucket": 1, "stored alerts": 2, "stored alerts no keys": 1, "webhooks": 1, "delivered": 1, "settings": 1, "feed": 3} {
 		if got := len(res[name].Rows); got != want {
 			t.Errorf("%s: %d rows, want %d: %v", name, got, want, res[name].Rows)
 		}

@@ -8,29 +8,40 @@ package alerts
 // subscriptionUsageSQL: each organization's current subscription period
 // (period_start <= now < period_end, not canceled or expired) and the media
 // milliseconds used in [period_start, now) and in [max(period_start,
-// recent), now). Args: now, recent, now (x5).
+// recent), now). The usage rows stream through a join with the (small)
+// subscriptions on the right, each row counted when its bucket is in the
+// organization's period: no intermediate aggregate per bucket. Args: now,
+// recent, now (x5).
 const subscriptionUsageSQL = `SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor, period_start, period_end,
-    sumIf(ms, u_bucket >= period_start AND u_bucket < ?) AS used_ms,
-    sumIf(ms, u_bucket >= greatest(period_start, ?) AND u_bucket < ?) AS recent_ms
+    sumMergeIf(media_ms, bucket >= period_start AND bucket < ?) AS used_ms,
+    sumMergeIf(media_ms, bucket >= greatest(period_start, ?) AND bucket < ?) AS recent_ms
 FROM (
+    SELECT reseller_id, org_id, bucket, media_ms
+    FROM usage_15m
+    WHERE bucket >= (SELECT min(period_start) FROM subscriptions FINAL WHERE period_end > ?) AND bucket < ?
+) AS u
+ALL RIGHT JOIN (
     SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor, period_start, period_end
     FROM (SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor, period_start, period_end FROM subscriptions FINAL)
     WHERE period_start <= ? AND period_end > ? AND status NOT IN ('canceled', 'expired')
-) AS s
-ALL LEFT JOIN (
-    SELECT reseller_id, org_id, bucket AS u_bucket, sumMerge(media_ms) AS ms
-    FROM usage_15m
-    WHERE bucket >= (SELECT min(period_start) FROM subscriptions FINAL WHERE period_end > ?) AND bucket < ?
-    GROUP BY reseller_id, org_id, bucket
-) AS u USING (reseller_id, org_id)
+) AS s USING (reseller_id, org_id)
 GROUP BY reseller_id, org_id, plan, status, quota_minutes, price_minor, period_start, period_end
 ORDER BY reseller_id, org_id`
 
-// lastJobSQL: the 15-minute bucket of each organization's latest job event
-// up to now. Args: now.
-const lastJobSQL = `SELECT reseller_id, org_id, max(bucket) AS last_bucket
+// recentLastJobSQL: the 15-minute bucket of each organization's latest job
+// event in (since, now]: reads only the recent partitions. Args: since, now.
+const recentLastJobSQL = `SELECT reseller_id, org_id, max(bucket) AS last_bucket
 FROM usage_15m
-WHERE bucket <= ?
+WHERE bucket > ? AND bucket <= ?
+GROUP BY reseller_id, org_id
+ORDER BY reseller_id, org_id`
+
+// lastJobOfSQL: the same up to now for given organizations (a superset:
+// every reseller with every organization given), found through the primary
+// key. Args: resellers, organizations, now.
+const lastJobOfSQL = `SELECT reseller_id, org_id, max(bucket) AS last_bucket
+FROM usage_15m
+WHERE reseller_id IN (SELECT arrayJoin(?)) AND org_id IN (SELECT arrayJoin(?)) AND bucket <= ?
 GROUP BY reseller_id, org_id
 ORDER BY reseller_id, org_id`
 
@@ -68,6 +79,7 @@ WHERE bucket >= ? AND bucket < ?
 GROUP BY reseller_id, org_id
 ORDER BY reseller_id, org_id`
 
-// latestBucketSQL: the latest 15-minute bucket with a job event up to now,
-// across all organizations (how far the pipeline has caught up). Args: now.
-const latestBucketSQL = `SELECT max(bucket) FROM usage_15m WHERE bucket <= ?`
+// latestBucketSQL: the latest 15-minute bucket with a job event in (since,
+// now], across all organizations (how far the pipeline has caught up); the
+// zero time if there is none. Args: since, now.
+const latestBucketSQL = `SELECT max(bucket) FROM usage_15m WHERE bucket > ? AND bucket <= ?`

@@ -157,6 +157,11 @@ func SplitStatements(sql string) []string {
 // Migrate from one process at a time: ClickHouse has no locks to serialize
 // concurrent runs.
 func Migrate(ctx context.Context, cfg Config, log *slog.Logger) ([]Applied, error) {
+	return migrate(ctx, cfg, log, migrationFS)
+}
+
+// migrate applies the migrations under "migrations" in fsys.
+func migrate(ctx context.Context, cfg Config, log *slog.Logger, fsys fs.FS) ([]Applied, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -164,7 +169,7 @@ func Migrate(ctx context.Context, cfg Config, log *slog.Logger) ([]Applied, erro
 	if log == nil {
 		log = slog.Default()
 	}
-	ms, err := loadMigrations(migrationFS, "migrations")
+	ms, err := loadMigrations(fsys, "migrations")
 	if err != nil {
 		return nil, err
 	}

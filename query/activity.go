@@ -1,9 +1,11 @@
 package query
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,32 +95,21 @@ func (q *Query) activity(c *fiber.Ctx) error {
 			return badParam("cursor", "invalid cursor: pass next_cursor from the previous page")
 		}
 	}
-	sql, args := aq.build()
-	rows, err := q.conn.Query(ctx, sql, args...)
+	jobs, err := q.latestJobs(ctx, aq)
 	if err != nil {
 		return fmt.Errorf("activity: %w", err)
 	}
-	defer rows.Close()
 	resp := activityResponse{Jobs: []activityJob{}}
 	var orgIDs []string
 	seen := map[string]bool{}
-	for rows.Next() {
-		var j activityJob
-		var media uint64
-		if err := rows.Scan(&j.OrgID, &j.JobID, &j.UserID, &j.Model, &j.Language, &j.Status, &j.CreatedAt, &media, &j.ProcessingMS, &j.ErrorCode); err != nil {
-			return fmt.Errorf("activity: %w", err)
-		}
+	for _, j := range jobs {
 		j.Status = apiStatus(j.Status)
-		j.MediaSeconds = float64(media) / 1000
 		j.CreatedAt = j.CreatedAt.In(s.loc)
 		resp.Jobs = append(resp.Jobs, j)
 		if !seen[j.OrgID] {
 			seen[j.OrgID] = true
 			orgIDs = append(orgIDs, j.OrgID)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("activity: %w", err)
 	}
 	if len(resp.Jobs) > limit {
 		resp.Jobs = resp.Jobs[:limit]
@@ -133,6 +124,106 @@ func (q *Query) activity(c *fiber.Ctx) error {
 		resp.Jobs[i].OrgName = names[resp.Jobs[i].OrgID]
 	}
 	return c.JSON(resp)
+}
+
+// activityWindows: how far back from the cursor (or now) each attempt
+// reads jobs; the first attempt that fills the page answers (every job
+// outside its window is older than the page), the last reads everything.
+var activityWindows = []time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 35 * 24 * time.Hour, 0}
+
+// latestJobs is the page of jobs aq asks for, newest first, with stored
+// statuses.
+func (q *Query) latestJobs(ctx context.Context, aq activityQuery) ([]activityJob, error) {
+	if len(aq.statuses) > 0 && !slices.ContainsFunc(aq.statuses, func(s string) bool { return slices.Contains(terminalStatuses, s) }) {
+		jobs, ok, err := q.openLatestJobs(ctx, aq)
+		if err != nil || ok {
+			return jobs, err
+		}
+	}
+	upper := q.now()
+	if aq.after != nil {
+		upper = aq.after.CreatedAt
+	}
+	for _, w := range activityWindows {
+		wq := aq
+		if w > 0 {
+			wq.since = upper.Add(-w)
+		}
+		jobs, err := q.scanJobs(ctx, wq)
+		if err != nil || w == 0 || len(jobs) >= aq.limit {
+			return jobs, err
+		}
+	}
+	return nil, nil
+}
+
+// openLatestJobs answers an in-progress filter from jobs_open: the
+// candidates' latest states are read by organization and job id. ok is
+// false when a candidate turns out finished (the generic path answers).
+func (q *Query) openLatestJobs(ctx context.Context, aq activityQuery) ([]activityJob, bool, error) {
+	sql, args := aq.openJobs()
+	rows, err := q.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	type key struct{ org, job string }
+	want := map[key]bool{}
+	dq := activityQuery{reseller: aq.reseller, statuses: aq.statuses, models: aq.models, after: aq.after, limit: 2 * aq.limit}
+	orgs := map[string]bool{}
+	for rows.Next() {
+		var k key
+		var created time.Time
+		if err := rows.Scan(&k.org, &k.job, &created); err != nil {
+			return nil, false, err
+		}
+		want[k] = true
+		if !orgs[k.org] {
+			orgs[k.org] = true
+			dq.orgs = append(dq.orgs, k.org)
+		}
+		dq.jobIDs = append(dq.jobIDs, k.job)
+		if dq.since.IsZero() || created.Before(dq.since) {
+			dq.since = created
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(want) == 0 {
+		return nil, true, nil
+	}
+	all, err := q.scanJobs(ctx, dq)
+	if err != nil {
+		return nil, false, err
+	}
+	var jobs []activityJob
+	for _, j := range all {
+		if want[key{j.OrgID, j.JobID}] {
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs, len(jobs) == len(want), nil
+}
+
+func (q *Query) scanJobs(ctx context.Context, aq activityQuery) ([]activityJob, error) {
+	sql, args := aq.build()
+	rows, err := q.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []activityJob
+	for rows.Next() {
+		var j activityJob
+		var media uint64
+		if err := rows.Scan(&j.OrgID, &j.JobID, &j.UserID, &j.Model, &j.Language, &j.Status, &j.CreatedAt, &media, &j.ProcessingMS, &j.ErrorCode); err != nil {
+			return nil, err
+		}
+		j.MediaSeconds = float64(media) / 1000
+		out = append(out, j)
+	}
+	return out, rows.Err()
 }
 
 func (q *Query) orgNames(c *fiber.Ctx, reseller string, ids []string) (map[string]string, error) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tallyhq/tally/schemas"
 )
@@ -45,13 +46,6 @@ type orgsResponse struct {
 	Total    int    `json:"total"`
 }
 
-var orgSorts = map[string]func(a, b *orgSummary) int{
-	"name":    func(a, b *orgSummary) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) },
-	"usage":   func(a, b *orgSummary) int { return cmpFloat(a.UsageMinutes, b.UsageMinutes) },
-	"created": func(a, b *orgSummary) int { return a.CreatedAt.Compare(b.CreatedAt) },
-	"users":   func(a, b *orgSummary) int { return cmpFloat(float64(a.Users), float64(b.Users)) },
-}
-
 func cmpFloat(a, b float64) int {
 	switch {
 	case a < b:
@@ -64,14 +58,12 @@ func cmpFloat(a, b float64) int {
 
 var orgStatuses = []string{schemas.OrgStatusActive, schemas.OrgStatusTrial, schemas.OrgStatusSuspended}
 
-// organizations lists the reseller's organizations. The list of one
-// reseller is small (thousands at most), so the four read models are read
-// whole and joined, filtered, sorted and paged here.
+// organizations lists the reseller's organizations: ClickHouse filters,
+// joins, sorts and pages them (see orgsQuery).
 func (q *Query) organizations(c *fiber.Ctx) error {
 	s := scopeOf(c)
 	sortBy, order := c.Query("sort", "name"), c.Query("order", "asc")
-	cmp, ok := orgSorts[sortBy]
-	if !ok {
+	if _, ok := orgSortKeys[sortBy]; !ok {
 		return badParam("sort", "unknown sort %q: want name, usage, created or users", sortBy)
 	}
 	if order != "asc" && order != "desc" {
@@ -94,38 +86,51 @@ func (q *Query) organizations(c *fiber.Ctx) error {
 	plans := listParam(c, "plan")
 	needle := strings.ToLower(strings.TrimSpace(c.Query("q")))
 
+	ctx := c.UserContext()
 	now := q.now()
 	monthStart := startOfMonth(now, s.loc)
-	all, err := q.orgSummaries(c.UserContext(), s.reseller, monthStart, now)
+	oq := orgsQuery{reseller: s.reseller, needle: needle, plans: plans, statuses: statuses, sort: sortBy, desc: order == "desc",
+		usage:  usageQuery{reseller: s.reseller, from: monthStart.UTC(), to: now.UTC(), groupBy: []string{"organization"}},
+		offset: (page - 1) * size, limit: size}
+	oq.usage.months, oq.usage.days = wholeSpans(monthStart, now, "month", s.loc)
+	resp := orgsResponse{Organizations: []orgSummary{}, Period: period{From: monthStart, To: now.In(s.loc)}, Page: page, PageSize: size}
+	sql, args := oq.count()
+	var total uint64
+	if err := q.conn.QueryRow(ctx, sql, args...).Scan(&total); err != nil {
+		return fmt.Errorf("organizations: %w", err)
+	}
+	resp.Total = int(total)
+	if oq.offset >= resp.Total {
+		return c.JSON(resp)
+	}
+	sql, args = oq.page()
+	rows, err := q.conn.Query(ctx, sql, args...)
 	if err != nil {
-		return err
+		return fmt.Errorf("organizations: %w", err)
 	}
-	var list []orgSummary
-	for _, o := range all {
-		if needle != "" && !strings.Contains(strings.ToLower(o.Name), needle) ||
-			len(plans) > 0 && !slices.Contains(plans, o.Plan) ||
-			len(statuses) > 0 && !slices.Contains(statuses, o.Status) {
-			continue
+	defer rows.Close()
+	for rows.Next() {
+		var o orgSummary
+		var ms uint64
+		if err := rows.Scan(&o.ID, &o.Name, &o.Plan, &o.Status, &o.CreatedAt, &o.Users, &ms, &o.QuotaMinutes); err != nil {
+			return fmt.Errorf("organizations: %w", err)
 		}
-		list = append(list, o)
+		o.CreatedAt = o.CreatedAt.UTC()
+		o.UsageMinutes = msToMinutes(ms)
+		if o.QuotaMinutes > 0 {
+			share := round(o.UsageMinutes/float64(o.QuotaMinutes), 4)
+			o.QuotaShare = &share
+		}
+		resp.Organizations = append(resp.Organizations, o)
 	}
-	slices.SortStableFunc(list, func(a, b orgSummary) int {
-		d := cmp(&a, &b)
-		if d == 0 {
-			d = strings.Compare(a.ID, b.ID)
-		}
-		if order == "desc" {
-			d = -d
-		}
-		return d
-	})
-	resp := orgsResponse{Organizations: []orgSummary{}, Period: period{From: monthStart, To: now.In(s.loc)}, Page: page, PageSize: size, Total: len(list)}
-	if start := (page - 1) * size; start < len(list) {
-		resp.Organizations = list[start:min(start+size, len(list))]
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("organizations: %w", err)
 	}
 	return c.JSON(resp)
 }
 
+// orgSummaries is every organization of a reseller with its usage in
+// [from, to) (the financial report's rows).
 func (q *Query) orgSummaries(ctx context.Context, reseller string, from, to time.Time) ([]orgSummary, error) {
 	var out []orgSummary
 	rows, err := q.conn.Query(ctx, orgsSQL, reseller)
@@ -260,50 +265,64 @@ func (q *Query) organization(c *fiber.Ctx) error {
 		return fmt.Errorf("organization: %w", err)
 	}
 	d.CreatedAt = d.CreatedAt.UTC()
-	subs, err := q.subscriptions(ctx, subSQL, s.reseller, id)
-	if err != nil {
+	now := q.now()
+	to := nextPeriod(floorPeriod(now, "day", s.loc), "day", s.loc)
+	from := to.AddDate(0, 0, -30)
+	monthStart := startOfMonth(now, s.loc)
+	// The parts are independent: run them at once.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		subs, err := q.subscriptions(gctx, subSQL, s.reseller, id)
+		if sub, ok := subs[id]; ok {
+			d.Subscription = &sub
+		}
+		return err
+	})
+	g.Go(func() (err error) {
+		d.Users, err = q.orgUsers(gctx, s.reseller, id)
+		return err
+	})
+	g.Go(func() (err error) {
+		d.Usage, err = q.runUsage(gctx, s, usageParams{
+			metrics: []string{"minutes", "jobs_completed", "jobs_failed", "distinct_users"}, granularity: "day",
+			from: floorPeriod(from, "day", s.loc), to: to, orgs: []string{id},
+		})
+		return err
+	})
+	g.Go(func() (err error) {
+		d.Models, err = q.breakdown(gctx, s, id, "model", monthStart, to)
+		return err
+	})
+	g.Go(func() (err error) {
+		d.Languages, err = q.breakdown(gctx, s, id, "language", monthStart, to)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	if sub, ok := subs[id]; ok {
-		d.Subscription = &sub
-	}
-	d.Users = []orgUser{}
-	rows, err := q.conn.Query(ctx, orgUsersSQL, s.reseller, id)
+	d.Alerts = []any{}
+	return c.JSON(d)
+}
+
+func (q *Query) orgUsers(ctx context.Context, reseller, id string) ([]orgUser, error) {
+	users := []orgUser{}
+	rows, err := q.conn.Query(ctx, orgUsersSQL, reseller, id)
 	if err != nil {
-		return fmt.Errorf("organization users: %w", err)
+		return nil, fmt.Errorf("organization users: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var u orgUser
 		if err := rows.Scan(&u.UserID, &u.Role, &u.AddedAt); err != nil {
-			return fmt.Errorf("organization users: %w", err)
+			return nil, fmt.Errorf("organization users: %w", err)
 		}
 		u.AddedAt = u.AddedAt.UTC()
-		d.Users = append(d.Users, u)
+		users = append(users, u)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("organization users: %w", err)
+		return nil, fmt.Errorf("organization users: %w", err)
 	}
-
-	now := q.now()
-	to := nextPeriod(floorPeriod(now, "day", s.loc), "day", s.loc)
-	from := to.AddDate(0, 0, -30)
-	d.Usage, err = q.runUsage(ctx, s, usageParams{
-		metrics: []string{"minutes", "jobs_completed", "jobs_failed", "distinct_users"}, granularity: "day",
-		from: floorPeriod(from, "day", s.loc), to: to, orgs: []string{id},
-	})
-	if err != nil {
-		return err
-	}
-	monthStart := startOfMonth(now, s.loc)
-	if d.Models, err = q.breakdown(ctx, s, id, "model", monthStart, to); err != nil {
-		return err
-	}
-	if d.Languages, err = q.breakdown(ctx, s, id, "language", monthStart, to); err != nil {
-		return err
-	}
-	d.Alerts = []any{}
-	return c.JSON(d)
+	return users, nil
 }
 
 // breakdown is the usage of one organization by one dimension, most minutes first.

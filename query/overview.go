@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/sync/errgroup"
 )
 
 // metric is a number now and in the previous period.
@@ -68,20 +69,43 @@ func (q *Query) overview(c *fiber.Ctx) error {
 		PreviousPeriod: period{From: prevStart, To: prevEnd},
 	}
 
-	var total, before uint64
-	if err := q.conn.QueryRow(ctx, orgCountsSQL, monthStart.UTC(), s.reseller).Scan(&total, &before); err != nil {
-		return fmt.Errorf("overview organizations: %w", err)
+	// The four parts are independent: run them at once.
+	var (
+		total, before       uint64
+		subsNow, subsPrev   subsState
+		usersNow, usersPrev uint64
+		minNow, minPrev     float64
+		g, gctx             = errgroup.WithContext(ctx)
+		nowCut              = now.Add(time.Second)
+	)
+	g.Go(func() error {
+		if err := q.conn.QueryRow(gctx, orgCountsSQL, monthStart.UTC(), s.reseller).Scan(&total, &before); err != nil {
+			return fmt.Errorf("overview organizations: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		subsNow, subsPrev, err = q.subscriptionsAsOf(gctx, s.reseller, nowCut, monthStart)
+		return err
+	})
+	g.Go(func() error {
+		a, b := nowCut.UTC(), monthStart.UTC()
+		if err := q.conn.QueryRow(gctx, usersAsOfSQL, a, b, s.reseller, a, b).Scan(&usersNow, &usersPrev); err != nil {
+			return fmt.Errorf("overview users: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if minNow, err = q.minutes(gctx, s, monthStart, now); err != nil {
+			return err
+		}
+		minPrev, err = q.minutes(gctx, s, prevStart, prevEnd)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	resp.Organizations = newMetric(float64(total), float64(before))
-
-	subsNow, err := q.subscriptionsAsOf(ctx, s.reseller, now.Add(time.Second))
-	if err != nil {
-		return err
-	}
-	subsPrev, err := q.subscriptionsAsOf(ctx, s.reseller, monthStart)
-	if err != nil {
-		return err
-	}
 	resp.ActiveSubscriptions = newMetric(float64(subsNow.active), float64(subsPrev.active))
 	if s.revenue {
 		resp.Revenue = []revenue{}
@@ -89,25 +113,7 @@ func (q *Query) overview(c *fiber.Ctx) error {
 			resp.Revenue = append(resp.Revenue, revenue{Currency: cur, metric: newMetric(float64(subsNow.mrr[cur]), float64(subsPrev.mrr[cur]))})
 		}
 	}
-
-	usersNow, err := q.usersAsOf(ctx, s.reseller, now.Add(time.Second))
-	if err != nil {
-		return err
-	}
-	usersPrev, err := q.usersAsOf(ctx, s.reseller, monthStart)
-	if err != nil {
-		return err
-	}
 	resp.Users = newMetric(float64(usersNow), float64(usersPrev))
-
-	minNow, err := q.minutes(ctx, s.reseller, monthStart, now)
-	if err != nil {
-		return err
-	}
-	minPrev, err := q.minutes(ctx, s.reseller, prevStart, prevEnd)
-	if err != nil {
-		return err
-	}
 	resp.UsageMinutes = newMetric(minNow, minPrev)
 	return c.JSON(resp)
 }
@@ -117,41 +123,41 @@ type subsState struct {
 	mrr    map[string]int64
 }
 
-func (q *Query) subscriptionsAsOf(ctx context.Context, reseller string, cutoff time.Time) (subsState, error) {
-	st := subsState{mrr: map[string]int64{}}
-	rows, err := q.conn.Query(ctx, subscriptionsAsOfSQL, reseller, cutoff.UTC())
+// subscriptionsAsOf is the active paid subscriptions just before two
+// cutoffs.
+func (q *Query) subscriptionsAsOf(ctx context.Context, reseller string, cut0, cut1 time.Time) (subsState, subsState, error) {
+	st := [2]subsState{{mrr: map[string]int64{}}, {mrr: map[string]int64{}}}
+	a, b := cut0.UTC(), cut1.UTC()
+	rows, err := q.conn.Query(ctx, subscriptionsAsOfSQL, a, a, a, b, b, b, reseller, a, b)
 	if err != nil {
-		return st, fmt.Errorf("overview subscriptions: %w", err)
+		return st[0], st[1], fmt.Errorf("overview subscriptions: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
+		var w uint8
 		var cur string
 		var n uint64
 		var mrr int64
-		if err := rows.Scan(&cur, &n, &mrr); err != nil {
-			return st, fmt.Errorf("overview subscriptions: %w", err)
+		if err := rows.Scan(&w, &cur, &n, &mrr); err != nil {
+			return st[0], st[1], fmt.Errorf("overview subscriptions: %w", err)
 		}
-		st.active += n
-		st.mrr[cur] += mrr
+		st[w].active += n
+		st[w].mrr[cur] += mrr
 	}
-	return st, rows.Err()
+	return st[0], st[1], rows.Err()
 }
 
-func (q *Query) usersAsOf(ctx context.Context, reseller string, cutoff time.Time) (uint64, error) {
-	var n uint64
-	if err := q.conn.QueryRow(ctx, usersAsOfSQL, reseller, cutoff.UTC()).Scan(&n); err != nil {
-		return 0, fmt.Errorf("overview users: %w", err)
-	}
-	return n, nil
-}
-
-// minutes is the usage of the 15-minute buckets that start in [from, to).
-func (q *Query) minutes(ctx context.Context, reseller string, from, to time.Time) (float64, error) {
-	var ms uint64
-	if err := q.conn.QueryRow(ctx, minutesSQL, reseller, from.UTC(), to.UTC()).Scan(&ms); err != nil {
+// minutes is the usage of the 15-minute buckets that start in [from, to),
+// whole days read from usage_1d.
+func (q *Query) minutes(ctx context.Context, s scope, from, to time.Time) (float64, error) {
+	uq := usageQuery{reseller: s.reseller, from: from.UTC(), to: to.UTC()}
+	uq.months, uq.days = wholeSpans(from, to, "", s.loc)
+	var total uint64
+	err := q.scanUsage(ctx, uq, 0, func(_ uint32, _ groupKey, a agg) { total += a.mediaMS })
+	if err != nil {
 		return 0, fmt.Errorf("usage minutes: %w", err)
 	}
-	return msToMinutes(ms), nil
+	return msToMinutes(total), nil
 }
 
 func msToMinutes(ms uint64) float64 { return round(float64(ms)/60000, 3) }

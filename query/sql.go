@@ -1,6 +1,7 @@
 package query
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -13,30 +14,32 @@ FROM organizations FINAL
 WHERE reseller_id = ?`
 
 	// subscriptionsAsOfSQL: active paid subscriptions and their MRR as
-	// they were just before a cutoff, from the raw events, so the previous
-	// period is exact too.
-	subscriptionsAsOfSQL = `SELECT currency, count() AS active, sum(price) AS mrr_minor
+	// they were just before two cutoffs (w = 0, 1), from the raw events in
+	// one scan, so the previous period is exact too. Args: cutoff0 (x3),
+	// cutoff1 (x3), reseller, cutoff0, cutoff1.
+	subscriptionsAsOfSQL = `SELECT w, if(w = 0, c0, c1) AS currency, count() AS active, sum(if(w = 0, p0, p1)) AS mrr_minor
 FROM (
-    SELECT org_id, argMax(status, time_ms) AS st, argMax(amount_minor, time_ms) AS price, argMax(currency, time_ms) AS currency
+    SELECT org_id,
+        argMaxIf(status, time_ms, time < ?) AS st0, argMaxIf(amount_minor, time_ms, time < ?) AS p0, argMaxIf(currency, time_ms, time < ?) AS c0,
+        argMaxIf(status, time_ms, time < ?) AS st1, argMaxIf(amount_minor, time_ms, time < ?) AS p1, argMaxIf(currency, time_ms, time < ?) AS c1
     FROM events
-    WHERE reseller_id = ? AND type = 'subscription.changed' AND time < ?
+    WHERE reseller_id = ? AND type = 'subscription.changed' AND time < greatest(?, ?)
     GROUP BY org_id
 )
-WHERE st = 'active' AND price > 0
-GROUP BY currency
-ORDER BY currency`
+ARRAY JOIN [0, 1] AS w
+WHERE if(w = 0, st0, st1) = 'active' AND if(w = 0, p0, p1) > 0
+GROUP BY w, currency
+ORDER BY w, currency`
 
-	usersAsOfSQL = `SELECT countIf(last = 'user.added') AS users
+	// usersAsOfSQL: the users of the reseller's organizations just before
+	// two cutoffs. Args: cutoff0, cutoff1, reseller, cutoff0, cutoff1.
+	usersAsOfSQL = `SELECT countIf(l0 = 'user.added') AS users0, countIf(l1 = 'user.added') AS users1
 FROM (
-    SELECT org_id, user_id, argMax(type, time_ms) AS last
+    SELECT org_id, user_id, argMaxIf(type, time_ms, time < ?) AS l0, argMaxIf(type, time_ms, time < ?) AS l1
     FROM events
-    WHERE reseller_id = ? AND type IN ('user.added', 'user.removed') AND time < ?
+    WHERE reseller_id = ? AND type IN ('user.added', 'user.removed') AND time < greatest(?, ?)
     GROUP BY org_id, user_id
 )`
-
-	minutesSQL = `SELECT sumMerge(media_ms) AS media_ms
-FROM usage_15m
-WHERE reseller_id = ? AND bucket >= ? AND bucket < ?`
 
 	orgNamesSQL = `SELECT org_id, name
 FROM organizations FINAL
@@ -101,30 +104,83 @@ func (b *sqlBuilder) in(col string, values []string) {
 func (b *sqlBuilder) clause() string { return strings.Join(b.conds, "\n  AND ") }
 
 // activityQuery is the latest jobs of a reseller, newest first, after a
-// keyset cursor on (created_at, org_id, job_id).
+// keyset cursor on (created_at, org_id, job_id). The latest state of each
+// job is its row with the highest version (argMax ... GROUP BY, what FINAL
+// keeps), so a status filter applies to that state. With organizations
+// given it reads jobs_by_org (organization first in its key); since bounds
+// created_at from below, so a scan reads only the recent part of the key.
 type activityQuery struct {
 	reseller string
 	orgs     []string
+	jobIDs   []string
 	statuses []string // stored statuses: created, processing, completed, failed
 	models   []string
 	after    *cursor
+	since    time.Time // zero: no lower bound
 	limit    int
 }
+
+// terminalStatuses are the statuses of the highest version rank: a row
+// with one of them is its job's latest state (a job completes or fails
+// once), so filtering rows on them before grouping is exact.
+var terminalStatuses = []string{"completed", "failed"}
 
 func (a activityQuery) build() (string, []any) {
 	var b sqlBuilder
 	b.where("reseller_id = ?", a.reseller)
 	b.in("org_id", a.orgs)
-	b.in("status", a.statuses)
+	b.in("job_id", a.jobIDs)
+	b.in("model", a.models)
+	terminal := len(a.statuses) > 0
+	for _, s := range a.statuses {
+		terminal = terminal && slices.Contains(terminalStatuses, s)
+	}
+	if terminal {
+		b.in("status", a.statuses)
+	}
+	if !a.since.IsZero() {
+		b.where("created_at >= ?", a.since)
+	}
+	if c := a.after; c != nil {
+		b.where("(created_at < ? OR (created_at = ? AND (org_id < ? OR (org_id = ? AND job_id < ?))))",
+			c.CreatedAt, c.CreatedAt, c.OrgID, c.OrgID, c.JobID)
+	}
+	table, having := "jobs", ""
+	if len(a.orgs) > 0 {
+		table = "jobs_by_org"
+	}
+	if len(a.statuses) > 0 {
+		having = "\nHAVING has(?, a_status)"
+		b.args = append(b.args, a.statuses)
+	}
+	b.args = append(b.args, a.limit)
+	return `SELECT org_id, job_id, argMax(user_id, version) AS a_user, argMax(model, version) AS a_model,
+    argMax(language, version) AS a_language, argMax(status, version) AS a_status, created_at,
+    argMax(media_ms, version) AS a_media, argMax(processing_ms, version) AS a_processing, argMax(error_code, version) AS a_error
+FROM ` + table + `
+WHERE ` + b.clause() + `
+GROUP BY org_id, job_id, created_at` + having + `
+ORDER BY created_at DESC, org_id DESC, job_id DESC
+LIMIT ?`, b.args
+}
+
+// openJobsQuery: the jobs in progress (a job.created and no job.completed
+// or job.failed yet) from jobs_open, newest first, after the cursor.
+func (a activityQuery) openJobs() (string, []any) {
+	var b sqlBuilder
+	b.where("reseller_id = ?", a.reseller)
+	b.in("org_id", a.orgs)
 	b.in("model", a.models)
 	if c := a.after; c != nil {
 		b.where("(created_at < ? OR (created_at = ? AND (org_id < ? OR (org_id = ? AND job_id < ?))))",
 			c.CreatedAt, c.CreatedAt, c.OrgID, c.OrgID, c.JobID)
 	}
 	b.args = append(b.args, a.limit)
-	return `SELECT org_id, job_id, user_id, model, language, status, created_at, media_ms, processing_ms, error_code
-FROM jobs FINAL
+	return `SELECT org_id, job_id, created_at
+FROM jobs_open
 WHERE ` + b.clause() + `
+GROUP BY org_id, job_id, created_at
+HAVING sum(open) > 0
 ORDER BY created_at DESC, org_id DESC, job_id DESC
 LIMIT ?`, b.args
 }
@@ -158,14 +214,82 @@ type usageQuery struct {
 	models      []string
 	languages   []string
 	plans       []string
+	// users asks for exact distinct users (the costly aggregate); without
+	// it distinct_users is 0.
+	users bool
+	// months and days are ranges of whole UTC months and days in [from,
+	// to) to read from usage_1mo and usage_1d (see wholeSpans); the rest of
+	// the range comes from usage_15m.
+	months, days [][2]time.Time
+	// shift, for month periods in a zone whose months are not UTC months,
+	// reads usage_1mo anyway (see monthShift). Sums only: no distinct users.
+	shift *monthShift
 }
 
-// usageColumns are the aggregate columns every usage query returns, in order.
+// monthShift: each UTC month row of usage_1mo in [from, to) counts in the
+// period holding the month's 16th; the buckets of the zones (the UTC days
+// holding a period boundary) are moved to their own period: subtracted from
+// their UTC month's period (when that month is read) and added to theirs
+// (when within the query's range). Every other bucket of those months lies
+// in its month's period already.
+type monthShift struct {
+	from, to time.Time // the UTC months read from usage_1mo
+	zones    [][2]time.Time
+}
+
+// usageColumns are the aggregate columns every usage query returns, in
+// order; the last one is distinct_users.
 const usageColumns = `sumMerge(media_ms) AS media_ms,
     sumMerge(jobs_completed) AS jobs_completed,
     sumMerge(jobs_failed) AS jobs_failed,
     sumMerge(processing_ms) AS processing_ms,
-    uniqExactMerge(users) AS distinct_users`
+    `
+
+const (
+	usersColumn   = "uniqExactMerge(users) AS distinct_users"
+	noUsersColumn = "toUInt64(0) AS distinct_users"
+)
+
+// uncovered is [from, to) without the (sorted, disjoint) ranges of a and b.
+func uncovered(from, to time.Time, a, b [][2]time.Time) [][2]time.Time {
+	all := append(append([][2]time.Time{}, a...), b...)
+	slices.SortFunc(all, func(x, y [2]time.Time) int { return x[0].Compare(y[0]) })
+	var out [][2]time.Time
+	at := from
+	for _, r := range all {
+		if r[0].After(at) {
+			out = append(out, [2]time.Time{at, r[0]})
+		}
+		if r[1].After(at) {
+			at = r[1]
+		}
+	}
+	if at.Before(to) {
+		out = append(out, [2]time.Time{at, to})
+	}
+	return out
+}
+
+// filters is the WHERE of one usage table: the reseller, the given
+// conditions (a condition string followed by its values, in turn), and the
+// request's filters.
+func (u usageQuery) filters(conds ...any) sqlBuilder {
+	var b sqlBuilder
+	b.where("reseller_id = ?", u.reseller)
+	for i := 0; i < len(conds); {
+		cond := conds[i].(string)
+		n := strings.Count(cond, "?")
+		b.where(cond, conds[i+1:i+1+n]...)
+		i += 1 + n
+	}
+	b.in("org_id", u.orgs)
+	b.in("model", u.models)
+	b.in("language", u.languages)
+	if len(u.plans) > 0 {
+		b.where("org_id IN (SELECT org_id FROM organizations FINAL WHERE reseller_id = ? AND plan IN (SELECT arrayJoin(?)))", u.reseller, u.plans)
+	}
+	return b
+}
 
 func (u usageQuery) build() (string, []any) {
 	var (
@@ -181,20 +305,192 @@ func (u usageQuery) build() (string, []any) {
 		sel = append(sel, dimensions[d])
 		group = append(group, dimensions[d])
 	}
-	var b sqlBuilder
-	b.where("reseller_id = ?", u.reseller)
-	b.where("bucket >= ?", u.from)
-	b.where("bucket < ?", u.to)
-	b.in("org_id", u.orgs)
-	b.in("model", u.models)
-	b.in("language", u.languages)
-	if len(u.plans) > 0 {
-		b.where("org_id IN (SELECT org_id FROM organizations FINAL WHERE reseller_id = ? AND plan IN (SELECT arrayJoin(?)))", u.reseller, u.plans)
+	users := noUsersColumn
+	if u.users {
+		users = usersColumn
 	}
-	args = append(args, b.args...)
-	sql := "SELECT " + strings.Join(append(sel, usageColumns), ",\n    ") + "\nFROM usage_15m\nWHERE " + b.clause()
+	if u.shift != nil {
+		return u.buildShifted(sel, group)
+	}
+	head := "SELECT " + strings.Join(append(sel, usageColumns+users), ",\n    ")
+	var sql string
+	if len(u.days)+len(u.months) == 0 {
+		b := u.filters("bucket >= ?", u.from, "bucket < ?", u.to)
+		args = append(args, b.args...)
+		sql = head + "\nFROM usage_15m\nWHERE " + b.clause()
+	} else {
+		// Whole months from usage_1mo, whole days from usage_1d, the
+		// buckets of the other days from usage_15m: each bucket counted once.
+		cover := func(col string, rs [][2]time.Time) (string, []any) {
+			var conds []string
+			var args []any
+			for _, r := range rs {
+				conds = append(conds, "("+col+" >= ? AND "+col+" < ?)")
+				args = append(args, r[0], r[1])
+			}
+			return "(" + strings.Join(conds, " OR ") + ")", args
+		}
+		const cols = "reseller_id, org_id, %s, model, language, jobs_completed, jobs_failed, media_ms, processing_ms, users"
+		var parts []string
+		for _, p := range []struct {
+			table, col string
+			ranges     [][2]time.Time
+		}{{"usage_1mo", "month", u.months}, {"usage_1d", "day", u.days}} {
+			if len(p.ranges) == 0 {
+				continue
+			}
+			cond, cargs := cover(p.col, p.ranges)
+			b := u.filters(append([]any{cond}, cargs...)...)
+			args = append(args, b.args...)
+			parts = append(parts, "SELECT "+strings.Replace(cols, "%s", p.col+" AS bucket", 1)+"\n    FROM "+p.table+"\n    WHERE "+
+				strings.ReplaceAll(b.clause(), "\n", "\n    "))
+		}
+		// The rest as ranges of buckets from the table ordered by time,
+		// so that only those buckets are read.
+		if rest := uncovered(u.from, u.to, u.months, u.days); len(rest) > 0 {
+			cond, cargs := cover("bucket", rest)
+			b := u.filters(append([]any{cond}, cargs...)...)
+			args = append(args, b.args...)
+			parts = append(parts, "SELECT "+strings.Replace(cols, "%s", "bucket", 1)+"\n    FROM usage_15m_by_time\n    WHERE "+
+				strings.ReplaceAll(b.clause(), "\n", "\n    "))
+		}
+		sql = head + "\nFROM (\n    " + strings.Join(parts, "\n    UNION ALL\n    ") + "\n)"
+	}
 	if len(group) > 0 {
 		sql += "\nGROUP BY " + strings.Join(group, ", ") + "\nORDER BY " + strings.Join(group, ", ")
 	}
 	return sql, args
+}
+
+func (u usageQuery) buildShifted(sel, group []string) (string, []any) {
+	var zones []string
+	var zargs []any
+	for _, z := range u.shift.zones {
+		zones = append(zones, "(bucket >= ? AND bucket < ?)")
+		zargs = append(zargs, z[0], z[1])
+	}
+	inZones := "(" + strings.Join(zones, " OR ") + ")"
+	const vals = `finalizeAggregation(media_ms) AS v_media, finalizeAggregation(jobs_completed) AS v_completed,
+        finalizeAggregation(jobs_failed) AS v_failed, finalizeAggregation(processing_ms) AS v_processing`
+	dims := ""
+	for _, d := range u.groupBy {
+		dims += dimensions[d] + ", "
+	}
+	const utcMonth = "toStartOfDay(bucket, 'UTC') - (toDayOfMonth(bucket, 'UTC') - 1) * 86400"
+	key := granularities[u.granularity]
+	var args []any
+	part := func(period, sign, table string, b sqlBuilder) string {
+		args = append(args, u.tz)
+		args = append(args, b.args...)
+		return "SELECT " + strings.Replace(key, "bucket", period, 1) + " AS period, " + dims + sign + " AS sign,\n        " + vals +
+			"\n    FROM " + table + "\n    WHERE " + strings.ReplaceAll(b.clause(), "\n", "\n    ")
+	}
+	months := part("month + 15 * 86400", "toInt8(1)", "usage_1mo", u.filters("month >= ?", u.shift.from, "month < ?", u.shift.to))
+	add := part("bucket", "toInt8(1)", "usage_15m_by_time",
+		u.filters(append([]any{inZones}, zargs...)...).and("bucket >= ?", u.from).and("bucket < ?", u.to))
+	sub := part(utcMonth+" + 15 * 86400", "toInt8(-1)", "usage_15m_by_time",
+		u.filters(append([]any{inZones}, zargs...)...).and("bucket >= ?", u.shift.from).and("bucket < ?", u.shift.to))
+	out := append([]string{"period"}, sel[1:]...)
+	out = append(out, `toUInt64(sum(sign * v_media)) AS media_ms,
+    toUInt64(sum(sign * v_completed)) AS jobs_completed,
+    toUInt64(sum(sign * v_failed)) AS jobs_failed,
+    toUInt64(sum(sign * v_processing)) AS processing_ms,
+    `+noUsersColumn)
+	sql := "SELECT " + strings.Join(out, ",\n    ") + "\nFROM (\n    " + months + "\n    UNION ALL\n    " + add + "\n    UNION ALL\n    " + sub +
+		"\n)\nGROUP BY " + strings.Join(group, ", ") + "\nORDER BY " + strings.Join(group, ", ")
+	return sql, args
+}
+
+// and adds a condition.
+func (b sqlBuilder) and(cond string, args ...any) sqlBuilder {
+	b.where(cond, args...)
+	return b
+}
+
+// orgSortKeys: the SQL of each organizations sort key. Names compare lower
+// case; usage compares as the API rounds it (thousandths of a minute:
+// round(ms / 60)). Ties go by org_id, in the same direction.
+var orgSortKeys = map[string]string{
+	"name":    "lowerUTF8(name)",
+	"usage":   "intDiv(media_ms + 30, 60)",
+	"created": "created_at",
+	"users":   "users",
+}
+
+// orgsQuery is one page of a reseller's organizations, filtered, sorted and
+// paged in ClickHouse, with each one's active users, quota and usage in the
+// current month (usage: a usageQuery grouped by organization).
+type orgsQuery struct {
+	reseller string
+	needle   string // lower case; "" = no search
+	plans    []string
+	statuses []string
+	sort     string // a key of orgSortKeys
+	desc     bool
+	usage    usageQuery
+	offset   int
+	limit    int
+}
+
+// filtered is the reseller's organizations (latest state) that pass the
+// filters; FINAL applies inside, the filters outside.
+func (o orgsQuery) filtered() (string, []any) {
+	var b sqlBuilder
+	b.where("1")
+	if o.needle != "" {
+		b.where("position(lowerUTF8(name), ?) > 0", o.needle)
+	}
+	b.in("plan", o.plans)
+	b.in("status", o.statuses)
+	return `SELECT org_id, name, plan, status, created_at
+FROM (SELECT org_id, name, plan, status, created_at FROM organizations FINAL WHERE reseller_id = ?)
+WHERE ` + b.clause(), append([]any{o.reseller}, b.args...)
+}
+
+// count is the number of organizations passing the filters.
+func (o orgsQuery) count() (string, []any) {
+	sql, args := o.filtered()
+	return "SELECT count() FROM (\n" + sql + "\n)", args
+}
+
+// page returns org_id, name, plan, status, created_at, users, media_ms,
+// quota_minutes of the page's organizations in order.
+func (o orgsQuery) page() (string, []any) {
+	filtered, args := o.filtered()
+	usage, uargs := o.usage.build()
+	dir := ""
+	if o.desc {
+		dir = " DESC"
+	}
+	indent := func(s string) string { return strings.ReplaceAll(s, "\n", "\n            ") }
+	sql := `SELECT org_id, name, plan, status, created_at, users, media_ms, quota_minutes
+FROM (
+    SELECT org_id, name, plan, status, created_at, users, media_ms
+    FROM (
+        SELECT org_id, name, plan, status, created_at, users
+        FROM (
+            ` + indent(filtered) + `
+        ) AS o
+        ANY LEFT JOIN (
+            SELECT org_id, countIf(active = 1) AS users
+            FROM org_users FINAL
+            WHERE reseller_id = ?
+            GROUP BY org_id
+        ) AS u USING org_id
+    ) AS ou
+    ANY LEFT JOIN (
+        SELECT org_id, media_ms
+        FROM (
+            ` + indent(usage) + `
+        )
+    ) AS m USING org_id
+) AS oum
+ANY LEFT JOIN (
+    SELECT org_id, quota_minutes FROM subscriptions FINAL WHERE reseller_id = ?
+) AS s USING org_id
+ORDER BY ` + orgSortKeys[o.sort] + dir + `, org_id` + dir + `
+LIMIT ?, ?`
+	args = append(args, o.reseller)
+	args = append(args, uargs...)
+	return sql, append(args, o.reseller, o.offset, o.limit)
 }

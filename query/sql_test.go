@@ -23,27 +23,50 @@ func TestActivityQueryBuild(t *testing.T) {
 		{
 			name: "scope only",
 			q:    activityQuery{reseller: "r1", limit: 51},
-			wantSQL: `SELECT org_id, job_id, user_id, model, language, status, created_at, media_ms, processing_ms, error_code
-FROM jobs FINAL
+			wantSQL: `SELECT org_id, job_id, argMax(user_id, version) AS a_user, argMax(model, version) AS a_model,
+    argMax(language, version) AS a_language, argMax(status, version) AS a_status, created_at,
+    argMax(media_ms, version) AS a_media, argMax(processing_ms, version) AS a_processing, argMax(error_code, version) AS a_error
+FROM jobs
 WHERE reseller_id = ?
+GROUP BY org_id, job_id, created_at
 ORDER BY created_at DESC, org_id DESC, job_id DESC
 LIMIT ?`,
 			wantArgs: []any{"r1", 51},
 		},
 		{
-			name: "filters and cursor",
+			name: "filters, window and cursor",
 			q: activityQuery{reseller: "r1", orgs: []string{"o1"}, statuses: []string{"created", "processing"}, models: []string{"m"},
-				after: &cursor{CreatedAt: at, OrgID: "o1", JobID: "j1"}, limit: 3},
-			wantSQL: `SELECT org_id, job_id, user_id, model, language, status, created_at, media_ms, processing_ms, error_code
-FROM jobs FINAL
+				after: &cursor{CreatedAt: at, OrgID: "o1", JobID: "j1"}, since: at.Add(-time.Hour), limit: 3},
+			wantSQL: `SELECT org_id, job_id, argMax(user_id, version) AS a_user, argMax(model, version) AS a_model,
+    argMax(language, version) AS a_language, argMax(status, version) AS a_status, created_at,
+    argMax(media_ms, version) AS a_media, argMax(processing_ms, version) AS a_processing, argMax(error_code, version) AS a_error
+FROM jobs_by_org
 WHERE reseller_id = ?
   AND org_id IN (SELECT arrayJoin(?))
-  AND status IN (SELECT arrayJoin(?))
   AND model IN (SELECT arrayJoin(?))
+  AND created_at >= ?
   AND (created_at < ? OR (created_at = ? AND (org_id < ? OR (org_id = ? AND job_id < ?))))
+GROUP BY org_id, job_id, created_at
+HAVING has(?, a_status)
 ORDER BY created_at DESC, org_id DESC, job_id DESC
 LIMIT ?`,
-			wantArgs: []any{"r1", []string{"o1"}, []string{"created", "processing"}, []string{"m"}, at, at, "o1", "o1", "j1", 3},
+			wantArgs: []any{"r1", []string{"o1"}, []string{"m"}, at.Add(-time.Hour), at, at, "o1", "o1", "j1", []string{"created", "processing"}, 3},
+		},
+		{
+			name: "finished jobs",
+			q:    activityQuery{reseller: "r1", statuses: []string{"failed"}, jobIDs: []string{"j1"}, limit: 3},
+			wantSQL: `SELECT org_id, job_id, argMax(user_id, version) AS a_user, argMax(model, version) AS a_model,
+    argMax(language, version) AS a_language, argMax(status, version) AS a_status, created_at,
+    argMax(media_ms, version) AS a_media, argMax(processing_ms, version) AS a_processing, argMax(error_code, version) AS a_error
+FROM jobs
+WHERE reseller_id = ?
+  AND job_id IN (SELECT arrayJoin(?))
+  AND status IN (SELECT arrayJoin(?))
+GROUP BY org_id, job_id, created_at
+HAVING has(?, a_status)
+ORDER BY created_at DESC, org_id DESC, job_id DESC
+LIMIT ?`,
+			wantArgs: []any{"r1", []string{"j1"}, []string{"failed"}, []string{"failed"}, 3},
 		},
 	}
 	for _, tc := range cases {
@@ -74,7 +97,7 @@ func TestUsageQueryBuild(t *testing.T) {
     sumMerge(jobs_completed) AS jobs_completed,
     sumMerge(jobs_failed) AS jobs_failed,
     sumMerge(processing_ms) AS processing_ms,
-    uniqExactMerge(users) AS distinct_users
+    toUInt64(0) AS distinct_users
 FROM usage_15m
 WHERE reseller_id = ?
   AND bucket >= ?
@@ -84,7 +107,7 @@ WHERE reseller_id = ?
 		{
 			name: "by day in a zone, two dimensions, every filter",
 			q: usageQuery{reseller: "r1", from: from, to: to, granularity: "day", tz: "Asia/Kolkata", groupBy: []string{"organization", "language"},
-				orgs: []string{"o1"}, models: []string{"m"}, languages: []string{"en"}, plans: []string{"pro"}},
+				orgs: []string{"o1"}, models: []string{"m"}, languages: []string{"en"}, plans: []string{"pro"}, users: true},
 			wantSQL: `SELECT toUInt32(toStartOfDay(bucket, ?)) AS period,
     org_id,
     language,
@@ -106,8 +129,35 @@ ORDER BY period, org_id, language`,
 			wantArgs: []any{"Asia/Kolkata", "r1", from, to, []string{"o1"}, []string{"m"}, []string{"en"}, "r1", []string{"pro"}},
 		},
 		{
+			name: "whole days from usage_1d",
+			q: usageQuery{reseller: "r1", from: from, to: to, granularity: "day", tz: "UTC", models: []string{"m"},
+				days: [][2]time.Time{{from, from.Add(12 * time.Hour)}}},
+			wantSQL: `SELECT toUInt32(toStartOfDay(bucket, ?)) AS period,
+    sumMerge(media_ms) AS media_ms,
+    sumMerge(jobs_completed) AS jobs_completed,
+    sumMerge(jobs_failed) AS jobs_failed,
+    sumMerge(processing_ms) AS processing_ms,
+    toUInt64(0) AS distinct_users
+FROM (
+    SELECT reseller_id, org_id, day AS bucket, model, language, jobs_completed, jobs_failed, media_ms, processing_ms, users
+    FROM usage_1d
+    WHERE reseller_id = ?
+      AND ((day >= ? AND day < ?))
+      AND model IN (SELECT arrayJoin(?))
+    UNION ALL
+    SELECT reseller_id, org_id, bucket, model, language, jobs_completed, jobs_failed, media_ms, processing_ms, users
+    FROM usage_15m_by_time
+    WHERE reseller_id = ?
+      AND ((bucket >= ? AND bucket < ?))
+      AND model IN (SELECT arrayJoin(?))
+)
+GROUP BY period
+ORDER BY period`,
+			wantArgs: []any{"UTC", "r1", from, from.Add(12 * time.Hour), []string{"m"}, "r1", from.Add(12 * time.Hour), to, []string{"m"}},
+		},
+		{
 			name: "by month",
-			q:    usageQuery{reseller: "r2", from: from, to: to, granularity: "month", tz: "UTC", groupBy: []string{"model"}},
+			q:    usageQuery{reseller: "r2", from: from, to: to, granularity: "month", tz: "UTC", groupBy: []string{"model"}, users: true},
 			wantSQL: `SELECT toYYYYMMDD(toStartOfMonth(bucket, ?)) AS period,
     model,
     sumMerge(media_ms) AS media_ms,
@@ -214,10 +264,9 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 	month := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	queries := []testenv.NamedQuery{
 		{Name: "org counts", SQL: orgCountsSQL, Args: []any{month, "r1"}},
-		{Name: "subscriptions as of now", SQL: subscriptionsAsOfSQL, Args: []any{"r1", fixedNow}},
-		{Name: "subscriptions as of month start", SQL: subscriptionsAsOfSQL, Args: []any{"r1", month}},
-		{Name: "users as of", SQL: usersAsOfSQL, Args: []any{"r1", fixedNow}},
-		{Name: "minutes", SQL: minutesSQL, Args: []any{"r1", month, fixedNow}},
+		{Name: "subscriptions as of", SQL: subscriptionsAsOfSQL, Args: []any{fixedNow, fixedNow, fixedNow, month, month, month, "r1", fixedNow, month}},
+		{Name: "subscriptions as of r2", SQL: subscriptionsAsOfSQL, Args: []any{month, month, month, fixedNow, fixedNow, fixedNow, "r2", month, fixedNow}},
+		{Name: "users as of", SQL: usersAsOfSQL, Args: []any{fixedNow, month, "r1", fixedNow, month}},
 		{Name: "org names", SQL: orgNamesSQL, Args: []any{"r1", []string{"o1", "o2", "o9"}}},
 		{Name: "orgs", SQL: orgsSQL, Args: []any{"r1"}},
 		{Name: "org", SQL: orgSQL, Args: []any{"r1", "o1"}},
@@ -234,11 +283,32 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 		{reseller: "r1", limit: 100},
 		{reseller: "r1", orgs: []string{"o1", "o2"}, statuses: []string{"created", "processing"}, models: []string{"nova-2"}, limit: 100},
 		{reseller: "r1", after: &cursor{CreatedAt: time.Date(2026, 11, 19, 11, 0, 0, 0, time.UTC), OrgID: "o2", JobID: "j07"}, limit: 100},
+		{reseller: "r1", statuses: []string{"completed"}, since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), limit: 100},
+		{reseller: "r1", orgs: []string{"o1"}, jobIDs: []string{"j03", "j04", "j05"}, statuses: []string{"completed", "failed"}, limit: 100},
 	} {
 		sql, args := aq.build()
 		add(fmt.Sprintf("activity %d", i), sql, args)
+		if i < 3 {
+			sql, args = aq.openJobs()
+			add(fmt.Sprintf("open jobs %d", i), sql, args)
+		}
 	}
 	add("invoices", invoicesSQL, []any{"r1", month, to})
+	for i, oq := range []orgsQuery{
+		{reseller: "r1", sort: "name", limit: 25},
+		{reseller: "r1", sort: "usage", desc: true, offset: 1, limit: 1},
+		{reseller: "r1", sort: "users", needle: "a", plans: []string{"pro", "starter"}, statuses: []string{"active", "trial"}, limit: 25},
+		{reseller: "r1", sort: "created", desc: true, limit: 25},
+	} {
+		oq.usage = usageQuery{reseller: "r1", from: month, to: fixedNow, groupBy: []string{"organization"}}
+		if i%2 == 1 {
+			oq.usage.months, oq.usage.days = wholeSpans(month, fixedNow, "month", time.UTC)
+		}
+		sql, args := oq.page()
+		add(fmt.Sprintf("orgs page %d", i), sql, args)
+		sql, args = oq.count()
+		add(fmt.Sprintf("orgs count %d", i), sql, args)
+	}
 	for i, nq := range []notificationsQuery{
 		{reseller: "r1", limit: 100},
 		{reseller: "r2", types: []string{"system.notice", "invoice.payment_failed"}, after: &noteCursor{timeMS: uint64(fixedNow.UnixMilli()), id: "zz"}, limit: 100},
@@ -255,20 +325,60 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 	}
 	sql, args := activityReportQuery("r1", from, to, []string{"o1", "o2"}, []string{"completed"}, []string{"nova-2", "whisper-large"}, 1000)
 	add("activity report", sql, args)
+	var hybrid, shifted []string
 	for _, tz := range []string{"UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Pacific/Chatham"} {
 		for _, g := range []string{"", "hour", "day", "week", "month"} {
-			uq := usageQuery{reseller: "r1", from: from, to: to, granularity: g, tz: tz, groupBy: []string{"organization", "model"}, plans: []string{"pro", "starter"}}
+			uq := usageQuery{reseller: "r1", from: from, to: to, granularity: g, tz: tz, groupBy: []string{"organization", "model"}, plans: []string{"pro", "starter"},
+				users: tz != "Asia/Kolkata"}
 			if g == "" && tz != "UTC" {
 				continue
 			}
 			sql, args := uq.build()
 			add("usage "+tz+" "+g, sql, args)
+			loc, err := loadZone(tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uq.months, uq.days = wholeSpans(from, to, g, loc); len(uq.days)+len(uq.months) > 0 {
+				sql, args = uq.build()
+				add("usage "+tz+" "+g+" whole days", sql, args)
+				hybrid = append(hybrid, "usage "+tz+" "+g)
+			}
+			if g == "month" && tz != "Asia/Kolkata" {
+				// Sums only, on the zone's months: from usage_15m alone and
+				// with UTC months moved to the zone's months.
+				zf, zt := floorPeriod(from, g, loc), floorPeriod(to, g, loc)
+				sums := usageQuery{reseller: "r1", from: zf.UTC(), to: zt.UTC(), granularity: g, tz: tz, groupBy: []string{"organization", "model"}, plans: []string{"pro", "starter"}}
+				sql, args = sums.build()
+				add("usage "+tz+" sums", sql, args)
+				if sums.shift = shiftMonths(zf, zt, loc); sums.shift != nil {
+					sql, args = sums.build()
+					add("usage "+tz+" sums shifted", sql, args)
+					shifted = append(shifted, "usage "+tz+" sums")
+				}
+			}
 		}
 	}
 	for _, zc := range zoneCases {
 		add("zones "+zc.tz+" "+zc.start.Format(time.DateOnly), zoneCheckSQL()+"", []any{zc.tz, zc.tz, zc.tz, zc.tz, uint32(zc.start.Unix()), zoneBuckets})
 	}
 	res := testenv.CompareWithChDB(t, ch, setup, queries)
+	if len(hybrid) < 10 {
+		t.Errorf("only %d usage queries read whole days", len(hybrid))
+	}
+	if len(shifted) < 3 {
+		t.Errorf("only %d usage queries moved UTC months", len(shifted))
+	}
+	for _, name := range shifted {
+		if got, want := res[name+" shifted"].Rows, res[name].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
+			t.Errorf("%s: with usage_1mo moved %v, from usage_15m alone %v", name, got, want)
+		}
+	}
+	for _, name := range hybrid {
+		if got, want := res[name+" whole days"].Rows, res[name].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
+			t.Errorf("%s: with usage_1d %v, from usage_15m alone %v", name, got, want)
+		}
+	}
 	for name, want := range map[string]int{"orgs": 3, "activity 0": 11, "user counts": 2, "zones Asia/Kolkata 2026-11-18": zoneBuckets} {
 		if got := len(res[name].Rows); got != want {
 			t.Errorf("query %s: %d rows, want %d", name, got, want)

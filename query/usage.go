@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/sync/errgroup"
 )
 
 // usageMetrics lists the metrics /v1/usage computes, in response order.
@@ -137,6 +138,86 @@ func nextPeriod(p time.Time, granularity string, loc *time.Location) time.Time {
 	return time.Date(p.Year(), p.Month(), p.Day()+1, 0, 0, 0, 0, loc)
 }
 
+// minWholeDays: fewer whole days than this are read from usage_15m alone.
+const minWholeDays = 3
+
+// wholeSpans lists, as ranges, the UTC months and the other UTC days within
+// [from, to) that lie in one period of granularity in loc (any whole ones
+// without a granularity), so that usage_1mo and usage_1d rows can stand for
+// their buckets. Nil for hour granularity and for short ranges.
+func wholeSpans(from, to time.Time, granularity string, loc *time.Location) (months, days [][2]time.Time) {
+	if granularity == "hour" {
+		return nil, nil
+	}
+	whole := func(start, end time.Time) bool {
+		return !start.Before(from) && !end.After(to) &&
+			(granularity == "" || floorPeriod(start, granularity, loc).Equal(floorPeriod(end.Add(-15*time.Minute), granularity, loc)))
+	}
+	add := func(rs [][2]time.Time, start, end time.Time) [][2]time.Time {
+		if k := len(rs); k > 0 && rs[k-1][1].Equal(start) {
+			rs[k-1][1] = end
+			return rs
+		}
+		return append(rs, [2]time.Time{start, end})
+	}
+	const day = 24 * time.Hour
+	n := 0
+	d := from.UTC().Truncate(day)
+	if d.Before(from) {
+		d = d.Add(day)
+	}
+	for !d.Add(day).After(to) {
+		if d.Day() == 1 {
+			if end := d.AddDate(0, 1, 0); whole(d, end) {
+				months = add(months, d, end)
+				d, n = end, n+31
+				continue
+			}
+		}
+		if whole(d, d.Add(day)) {
+			days = add(days, d, d.Add(day))
+			n++
+		}
+		d = d.Add(day)
+	}
+	if n < minWholeDays {
+		return nil, nil
+	}
+	return months, days
+}
+
+// shiftMonths is the monthShift of month periods [from, to) in loc: the
+// UTC months whose 16th lies in the range, and the UTC days holding the
+// range's month boundaries. Nil when fewer than two UTC months qualify.
+func shiftMonths(from, to time.Time, loc *time.Location) *monthShift {
+	const day = 24 * time.Hour
+	var sh monthShift
+	f := from.UTC()
+	n := 0
+	for m := time.Date(f.Year(), f.Month()-1, 1, 0, 0, 0, 0, time.UTC); m.Before(to.Add(31 * day)); m = m.AddDate(0, 1, 0) {
+		if mid := m.Add(15 * day); mid.Before(from) || !mid.Before(to) {
+			continue
+		}
+		if sh.from.IsZero() {
+			sh.from = m
+		}
+		sh.to = m.AddDate(0, 1, 0)
+		n++
+	}
+	if n < 2 {
+		return nil
+	}
+	for p := floorPeriod(from, "month", loc); !p.After(to); p = nextPeriod(p, "month", loc) {
+		d := p.UTC().Truncate(day)
+		if k := len(sh.zones); k > 0 && !sh.zones[k-1][1].Before(d) {
+			sh.zones[k-1][1] = d.Add(day)
+			continue
+		}
+		sh.zones = append(sh.zones, [2]time.Time{d, d.Add(day)})
+	}
+	return &sh
+}
+
 // periods lists the period starts in [from, to), at most limit of them.
 func periods(from, to time.Time, granularity string, loc *time.Location, limit int) []time.Time {
 	var out []time.Time
@@ -239,15 +320,53 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	base := usageQuery{
 		reseller: s.reseller, from: p.from.UTC(), to: p.to.UTC(), tz: s.tz, groupBy: p.groupBy,
 		orgs: p.orgs, models: p.models, languages: p.languages, plans: p.plans,
+		users: slices.Contains(p.metrics, "distinct_users"),
 	}
-	// Totals per group, exact distinct users included; they also rank the groups.
+	// The totals query (no period) and the series read whole days the same
+	// way when every day is whole in its period.
+	base.months, base.days = wholeSpans(p.from, p.to, p.granularity, s.loc)
+	// Totals per group rank the groups. Exact distinct users need their own
+	// query over the whole range (run alongside the series); the other
+	// metrics add up from the series.
 	totals := map[groupKey]agg{}
 	var order []groupKey
-	if err := q.scanUsage(ctx, base, len(p.groupBy), func(_ uint32, k groupKey, a agg) {
-		totals[k] = a
-		order = append(order, k)
-	}); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	if base.users {
+		g.Go(func() error {
+			return q.scanUsage(gctx, base, len(p.groupBy), func(_ uint32, k groupKey, a agg) {
+				totals[k] = a
+				order = append(order, k)
+			})
+		})
+	}
+	timed := base
+	timed.granularity = p.granularity
+	if p.granularity == "month" && !base.users && len(base.months) == 0 {
+		timed.shift = shiftMonths(p.from, p.to, s.loc)
+	}
+	type timedRow struct {
+		key uint32
+		k   groupKey
+		a   agg
+	}
+	var timedRows []timedRow
+	g.Go(func() error {
+		return q.scanUsage(gctx, timed, len(p.groupBy), func(key uint32, k groupKey, a agg) {
+			timedRows = append(timedRows, timedRow{key, k, a})
+		})
+	})
+	if err := g.Wait(); err != nil {
 		return usageResponse{}, err
+	}
+	if !base.users {
+		for _, r := range timedRows {
+			t, ok := totals[r.k]
+			if !ok {
+				order = append(order, r.k)
+			}
+			t.add(r.a)
+			totals[r.k] = t
+		}
 	}
 	slices.SortStableFunc(order, func(a, b groupKey) int {
 		if d := int64(totals[b].mediaMS) - int64(totals[a].mediaMS); d != 0 {
@@ -284,23 +403,19 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	for i := range grid {
 		grid[i] = make([]agg, len(periodList))
 	}
-	timed := base
-	timed.granularity = p.granularity
-	if err := q.scanUsage(ctx, timed, len(p.groupBy), func(key uint32, k groupKey, a agg) {
-		pi, ok := at[periodStart(key, p.granularity, s.loc).Unix()]
+	for _, r := range timedRows {
+		pi, ok := at[periodStart(r.key, p.granularity, s.loc).Unix()]
 		if !ok {
-			return
+			continue
 		}
 		switch {
-		case isRest[k]:
-			grid[len(keep)][pi].add(a)
+		case isRest[r.k]:
+			grid[len(keep)][pi].add(r.a)
 		default:
-			if gi, ok := index[k]; ok {
-				grid[gi][pi] = a
+			if gi, ok := index[r.k]; ok {
+				grid[gi][pi] = r.a
 			}
 		}
-	}); err != nil {
-		return usageResponse{}, err
 	}
 
 	resp := usageResponse{

@@ -6,11 +6,15 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
+	"time"
 
 	"github.com/tallyhq/tally/bench"
 )
 
 func runBench(ctx context.Context, args []string) error {
+	if len(args) > 0 && (args[0] == "query" || args[0] == "alerts") {
+		return runReadBench(ctx, args[0], args[1:])
+	}
 	fs := newFlagSet("bench")
 	def := bench.DefaultConfig()
 	var (
@@ -65,6 +69,63 @@ func runBench(ctx context.Context, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	rep, err := bench.Run(ctx, cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteMarkdown(os.Stdout); err != nil {
+		return err
+	}
+	if !rep.Pass() {
+		fmt.Fprintln(os.Stderr, "tally bench: some targets were not met (see the table)")
+	}
+	return nil
+}
+
+// runReadBench is `tally bench query` (the dashboard API under load) and
+// `tally bench alerts` (one evaluation cycle of every alert rule), both over
+// a generated dataset cached in --data-dir.
+func runReadBench(ctx context.Context, mode string, args []string) error {
+	fs := newFlagSet("bench " + mode)
+	def := bench.DefaultReadConfig()
+	cfg := def
+	var end string
+	intVar(fs, &cfg.Dataset.Orgs, "orgs", def.Dataset.Orgs, "organizations in the dataset")
+	intVar(fs, &cfg.Dataset.Resellers, "resellers", def.Dataset.Resellers, "resellers in the dataset")
+	intVar(fs, &cfg.Dataset.Jobs, "jobs", def.Dataset.Jobs, "jobs in the dataset")
+	intVar(fs, &cfg.Dataset.Months, "months", def.Dataset.Months, "months of jobs in the dataset")
+	stringVar(fs, &end, "end", def.Dataset.End.Format(time.RFC3339), "where the data ends, the benchmark's \"now\" (RFC 3339, aligned to 15 minutes)")
+	stringVar(fs, &cfg.DataDir, "data-dir", "", "keep the ClickHouse data with the dataset here and reuse it on the next run (default: a temporary folder)")
+	stringVar(fs, &cfg.Dir, "temp-dir", "", "where to make the temporary folder (default: the system temp dir)")
+	boolVar(fs, &cfg.Keep, "keep", false, "keep the temporary folder")
+	stringVar(fs, &cfg.ClickHouseAddr, "clickhouse-addr", "", "ClickHouse native address host:port to use; the dataset is kept there in --clickhouse-database (default: start clickhouse-server)")
+	stringVar(fs, &cfg.ClickHouseUser, "clickhouse-user", "default", "ClickHouse user (with --clickhouse-addr)")
+	stringVar(fs, &cfg.ClickHousePass, "clickhouse-password", "", "ClickHouse password (with --clickhouse-addr)")
+	stringVar(fs, &cfg.ClickHouseBinary, "clickhouse-server", "", "clickhouse-server binary to start (default: from PATH or /usr/sbin)")
+	stringVar(fs, &cfg.Database, "clickhouse-database", def.Database, "database holding the dataset")
+	if mode == "query" {
+		intVar(fs, &cfg.Clients, "clients", def.Clients, "concurrent API clients")
+		durationVar(fs, &cfg.Duration, "duration", def.Duration, "how long the clients are measured")
+		durationVar(fs, &cfg.Warmup, "warmup", def.Warmup, "unmeasured warm-up before that")
+		durationVar(fs, &cfg.Think, "think", def.Think, "mean pause of each client between interactions (exponential), a user reading the page; 0: none (saturation)")
+	} else {
+		intVar(fs, &cfg.Cycles, "cycles", def.Cycles, "evaluation cycles (the first raises the alerts)")
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	t, err := time.Parse(time.RFC3339, end)
+	if err != nil {
+		return fmt.Errorf("--end %q: %w", end, err)
+	}
+	cfg.Dataset.End = t.UTC()
+	run := bench.RunQuery
+	if mode == "alerts" {
+		run = bench.RunAlerts
+	}
+	rep, err := run(ctx, cfg, os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,140 @@
+package chstore_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tallyhq/tally/chstore"
+	"github.com/tallyhq/tally/testenv"
+)
+
+// TestMigrationsBackfillNewReadModels upgrades a database that holds events
+// from before migrations 0011 and 0012: the read models they add must hold
+// exactly what their materialized views would have made of those events.
+func TestMigrationsBackfillNewReadModels(t *testing.T) {
+	ch := testenv.ClickHouse(t)
+	cfg := ch.Config
+	cfg.Database = ch.Config.Database + "_upgrade"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = ch.Conn.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+	})
+	if _, err := chstore.MigrateUpTo(t.Context(), cfg, quiet, "0010_notification_reads.sql"); err != nil {
+		t.Fatalf("migrate to 0010: %v", err)
+	}
+	conn, err := chstore.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	// 40 jobs over three days, two resellers; every fourth still running,
+	// every fifth failed.
+	b, err := conn.PrepareBatch(t.Context(), "INSERT INTO events (id, type, time, time_ms, reseller_id, org_id, job_id, user_id, model, language, created_at, media_ms, processing_ms, error_code)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 10, 30, 22, 0, 0, 0, time.UTC)
+	n := 0
+	add := func(typ string, at time.Time, j int, created time.Time, media, proc uint64, code string) {
+		n++
+		r := []string{"r1", "r2"}[j%2]
+		if err := b.Append(fmt.Sprintf("ev-%d", n), typ, at, uint64(at.UnixMilli()), r, fmt.Sprintf("o%d", j%3), fmt.Sprintf("job-%d", j),
+			fmt.Sprintf("u%d", j%5), []string{"nova-2", "whisper"}[j%2], []string{"en", "de", "fr"}[j%3], created, media, proc, code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for j := range 40 {
+		created := t0.Add(time.Duration(j) * 97 * time.Minute)
+		add("job.created", created, j, created, 0, 0, "")
+		if j%4 == 3 {
+			continue
+		}
+		add("job.started", created.Add(time.Minute), j, created, 0, 0, "")
+		if j%5 == 4 {
+			add("job.failed", created.Add(20*time.Minute), j, created, 0, uint64(j*1000), "codec")
+		} else {
+			add("job.completed", created.Add(20*time.Minute), j, created, uint64(j*60000), uint64(j*1000), "")
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+
+	applied, err := chstore.Migrate(t.Context(), cfg, quiet)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if len(applied) == 0 || applied[0].File != "0011_job_indexes.sql" {
+		t.Fatalf("upgrade applied %v, want 0011 first", applied)
+	}
+
+	for _, tc := range []struct{ name, got, want string }{
+		{"jobs_by_org holds the jobs",
+			"SELECT reseller_id, org_id, job_id, status, media_ms FROM jobs_by_org FINAL ORDER BY job_id",
+			"SELECT reseller_id, org_id, job_id, status, media_ms FROM jobs FINAL ORDER BY job_id"},
+		{"jobs_open holds the unfinished jobs",
+			"SELECT job_id FROM jobs_open GROUP BY job_id HAVING sum(open) > 0 ORDER BY job_id",
+			"SELECT job_id FROM jobs FINAL WHERE status IN ('created', 'processing') ORDER BY job_id"},
+		{"usage_1d sums usage_15m by day",
+			"SELECT reseller_id, org_id, day, model, language, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_1d GROUP BY reseller_id, org_id, day, model, language ORDER BY reseller_id, org_id, day, model, language",
+			"SELECT reseller_id, org_id, toStartOfDay(bucket) AS day, model, language, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_15m GROUP BY reseller_id, org_id, day, model, language ORDER BY reseller_id, org_id, day, model, language"},
+		{"usage_1mo sums usage_15m by month",
+			"SELECT reseller_id, org_id, month, sumMerge(jobs_created), sumMerge(media_ms), uniqExactMerge(users) FROM usage_1mo GROUP BY reseller_id, org_id, month ORDER BY reseller_id, org_id, month",
+			"SELECT reseller_id, org_id, toDateTime(toStartOfMonth(bucket)) AS month, sumMerge(jobs_created), sumMerge(media_ms), uniqExactMerge(users) FROM usage_15m GROUP BY reseller_id, org_id, month ORDER BY reseller_id, org_id, month"},
+		{"usage_15m_by_time equals usage_15m",
+			"SELECT reseller_id, org_id, bucket, model, sumMerge(jobs_completed), sumMerge(media_ms) FROM usage_15m_by_time GROUP BY reseller_id, org_id, bucket, model ORDER BY reseller_id, org_id, bucket, model",
+			"SELECT reseller_id, org_id, bucket, model, sumMerge(jobs_completed), sumMerge(media_ms) FROM usage_15m GROUP BY reseller_id, org_id, bucket, model ORDER BY reseller_id, org_id, bucket, model"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, want := dump(t, conn, tc.got), dump(t, conn, tc.want)
+			if len(want) == 0 {
+				t.Fatal("reference query returned no rows")
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("got %d rows %v\nwant %d rows %v", len(got), got, len(want), want)
+			}
+		})
+	}
+
+	// A second run applies nothing and copies nothing twice.
+	if again, err := chstore.Migrate(t.Context(), cfg, quiet); err != nil || len(again) != 0 {
+		t.Fatalf("second Migrate: %v applied, %v", again, err)
+	}
+}
+
+// dump runs sql and renders each row with fmt.
+func dump(t *testing.T, conn driver.Conn, sql string) []string {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), sql)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(rows.ColumnTypes()))
+		for i, ct := range rows.ColumnTypes() {
+			vals[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(vals...); err != nil {
+			t.Fatal(err)
+		}
+		var line []string
+		for _, v := range vals {
+			line = append(line, fmt.Sprint(reflect.ValueOf(v).Elem().Interface()))
+		}
+		out = append(out, strings.Join(line, "|"))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -160,6 +160,7 @@ type Alerts struct {
 	rules []rule
 	kv    jetstream.KeyValue
 	hooks webhookCache
+	memo  cycleMemo
 }
 
 // New returns the stage; Run creates the stream and lease bucket.

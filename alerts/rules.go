@@ -9,20 +9,22 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/tallyhq/tally/alertspec"
 )
 
-// Rule names: the last token of an alert's subject.
+// Rule names (see alertspec): the last token of an alert's subject.
 const (
-	RuleQuota         = "quota"
-	RuleLowUsage      = "low_usage"
-	RuleNoJobs        = "no_jobs"
-	RulePaymentFailed = "payment_failed"
-	RuleExpiring      = "subscription_expiring"
-	RuleExpired       = "subscription_expired"
-	RuleSpike         = "usage_spike"
-	RuleDrop          = "usage_drop"
-	RuleFailureRate   = "failure_rate"
-	RuleCustomer      = "customer_activity"
+	RuleQuota         = alertspec.RuleQuota
+	RuleLowUsage      = alertspec.RuleLowUsage
+	RuleNoJobs        = alertspec.RuleNoJobs
+	RulePaymentFailed = alertspec.RulePaymentFailed
+	RuleExpiring      = alertspec.RuleExpiring
+	RuleExpired       = alertspec.RuleExpired
+	RuleSpike         = alertspec.RuleSpike
+	RuleDrop          = alertspec.RuleDrop
+	RuleFailureRate   = alertspec.RuleFailureRate
+	RuleCustomer      = alertspec.RuleCustomer
 )
 
 // errNotReady is returned by a rule whose data is not complete yet: the
@@ -66,12 +68,11 @@ func (s subUsage) usedMinutes() float64 { return float64(s.usedMS) / 60000 }
 
 // cycleMemo keeps what several rules of one evaluation share (the
 // subscription usage of quota, low usage and no jobs; the hour series of the
-// spike, drop and failure-rate rules), for one stage and one evaluation
-// time. Rules of a cycle run one after another with the same now, so each
-// query runs once per cycle.
-var cycleMemo struct {
+// spike, drop and failure-rate rules) for one evaluation time. Rules of a
+// cycle run one after another with the same now, so each query runs once
+// per cycle.
+type cycleMemo struct {
 	mu   sync.Mutex
-	a    *Alerts
 	now  time.Time
 	at   time.Time // wall clock when the entry was started
 	vals map[string]any
@@ -82,15 +83,15 @@ var cycleMemo struct {
 const cycleMemoTTL = 20 * time.Second
 
 func memoized[T any](a *Alerts, key string, now time.Time, load func() (T, error)) (T, error) {
-	m := &cycleMemo
+	m := &a.memo
 	m.mu.Lock()
-	if m.a == a && m.now.Equal(now) && time.Since(m.at) < cycleMemoTTL {
+	if m.vals != nil && m.now.Equal(now) && time.Since(m.at) < cycleMemoTTL {
 		if v, ok := m.vals[key]; ok {
 			m.mu.Unlock()
 			return v.(T), nil
 		}
 	} else {
-		m.a, m.now, m.at, m.vals = a, now, time.Now(), map[string]any{}
+		m.now, m.at, m.vals = now, time.Now(), map[string]any{}
 	}
 	m.mu.Unlock()
 	v, err := load()
@@ -98,7 +99,7 @@ func memoized[T any](a *Alerts, key string, now time.Time, load func() (T, error
 		return v, err
 	}
 	m.mu.Lock()
-	if m.a == a && m.now.Equal(now) {
+	if m.vals != nil && m.now.Equal(now) {
 		m.vals[key] = v
 	}
 	m.mu.Unlock()

@@ -80,28 +80,18 @@ func (a *Alerts) loadSettings(ctx context.Context) (settings, error) {
 	return s, nil
 }
 
-// of returns the configuration that applies to a reseller.
+// of returns the configuration that applies to a reseller: its overrides
+// over the stage's configuration, by alertspec's rules (ResellerSettings.Over).
 func (s settings) of(reseller string) Config {
 	c := s.base
 	rs, ok := s.byReseller[reseller]
 	if !ok {
 		return c
 	}
-	if len(rs.QuotaThresholds) > 0 {
-		c.QuotaThresholds = rs.QuotaThresholds
-	}
-	if rs.LowUsageShare > 0 {
-		c.LowUsageShare = rs.LowUsageShare
-	}
-	if rs.NoJobsDays > 0 {
-		c.NoJobsDays = rs.NoJobsDays
-	}
-	if rs.SpikeMinJobs > 0 {
-		c.Spike.MinJobs = rs.SpikeMinJobs
-	}
-	if rs.SpikeMinRatio > 0 {
-		c.Spike.MinRatio = rs.SpikeMinRatio
-	}
+	eff := rs.Over(ResellerSettings{QuotaThresholds: c.QuotaThresholds, LowUsageShare: c.LowUsageShare,
+		NoJobsDays: c.NoJobsDays, SpikeMinJobs: c.Spike.MinJobs, SpikeMinRatio: c.Spike.MinRatio})
+	c.QuotaThresholds, c.LowUsageShare, c.NoJobsDays = eff.QuotaThresholds, eff.LowUsageShare, eff.NoJobsDays
+	c.Spike.MinJobs, c.Spike.MinRatio = eff.SpikeMinJobs, eff.SpikeMinRatio
 	return c
 }
 

@@ -115,16 +115,6 @@ func SaveWebhook(ctx context.Context, conn driver.Conn, w Webhook) error {
 	return nil
 }
 
-// Sign returns the Tally-Signature header value for body sent at t
-// (alertspec.Sign).
-func Sign(secret string, t time.Time, body []byte) string { return alertspec.Sign(secret, t, body) }
-
-// VerifySignature checks a Tally-Signature header against body: a valid
-// HMAC and a timestamp within tolerance of now (alertspec.VerifySignature).
-func VerifySignature(secret, header string, body []byte, now time.Time, tolerance time.Duration) error {
-	return alertspec.VerifySignature(secret, header, body, now, tolerance)
-}
-
 // backoff is the delay before attempt n+1 after n failed attempts:
 // exponential from base, capped at max, with full jitter in [d/2, d].
 func backoff(n int, base, max time.Duration) time.Duration {
@@ -317,7 +307,7 @@ func (a *Alerts) post(ctx context.Context, client *http.Client, h Webhook, deliv
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tally-alerts")
 	req.Header.Set(HeaderDeliveryID, deliveryID)
-	req.Header.Set(HeaderSignature, Sign(h.Secret, start, body))
+	req.Header.Set(HeaderSignature, alertspec.Sign(h.Secret, start, body))
 	resp, err := client.Do(req)
 	d.duration = time.Since(start)
 	if err != nil {

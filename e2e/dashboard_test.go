@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -113,7 +115,7 @@ func testDashboardReseller(t *testing.T, env *dashEnv) {
 		t.Errorf("the activity table reloaded the page instead of refreshing in place")
 	}
 
-	// Organizations: search, then sort on columns (server and page sorts).
+	// Organizations: search, then sort on columns (every sort is the API's).
 	p.goTo("/organizations")
 	p.waitJS("organization rows", `document.querySelectorAll('#org-table tbody tr').length === 3`)
 	p.noSecrets("organizations")
@@ -124,16 +126,55 @@ func testDashboardReseller(t *testing.T, env *dashEnv) {
 	p.run("clear filters", chromedp.Click(`//button[normalize-space()='Clear filters']`, chromedp.BySearch))
 	p.waitJS("all rows again", `document.querySelectorAll('#org-table tbody tr').length === 3 && !location.search.includes('q=')`)
 
+	// orgOrder is the API's order for a sort; for plan, status and quota
+	// it also checks that order (ties by id, no quota last), so the page
+	// matching it means the page shows a real sort.
 	orgOrder := func(query string) []string {
 		var r struct {
-			Organizations []struct{ ID string } `json:"organizations"`
+			Organizations []struct {
+				ID, Plan, Status string
+				QuotaShare       *float64 `json:"quota_share"`
+			} `json:"organizations"`
 		}
 		if err := json.Unmarshal(env.apiGet(t, "r1", "/v1/organizations?"+query), &r); err != nil {
 			t.Fatal(err)
 		}
+		q, _ := url.ParseQuery(query)
+		desc := q.Get("order") == "desc"
 		var ids []string
-		for _, o := range r.Organizations {
+		for i, o := range r.Organizations {
 			ids = append(ids, o.ID)
+			if i == 0 {
+				continue
+			}
+			prev := r.Organizations[i-1]
+			d := 0
+			switch q.Get("sort") {
+			case "plan":
+				d = strings.Compare(prev.Plan, o.Plan)
+			case "status":
+				d = strings.Compare(prev.Status, o.Status)
+			case "quota":
+				switch {
+				case prev.QuotaShare == nil && o.QuotaShare != nil:
+					t.Errorf("%s: %s without a quota before %s", query, prev.ID, o.ID)
+					continue
+				case prev.QuotaShare == nil || o.QuotaShare == nil:
+					continue
+				}
+				d = cmp.Compare(*prev.QuotaShare, *o.QuotaShare)
+			default:
+				continue
+			}
+			if d == 0 {
+				d = strings.Compare(prev.ID, o.ID)
+			}
+			if desc {
+				d = -d
+			}
+			if d >= 0 {
+				t.Errorf("%s: %s before %s is out of order", query, prev.ID, o.ID)
+			}
 		}
 		return ids
 	}
@@ -146,8 +187,12 @@ func testDashboardReseller(t *testing.T, env *dashEnv) {
 		{"usage", "asc", orgOrder("sort=usage&order=asc")},
 		{"created", "desc", orgOrder("sort=created&order=desc")},
 		{"name", "asc", orgOrder("sort=name&order=asc")},
-		{"plan", "asc", []string{"o1", "o3", "o2"}}, // pro, pro (by name), starter
-		{"status", "asc", []string{"o1", "o3", "o2"}},
+		{"plan", "asc", orgOrder("sort=plan&order=asc")},
+		{"plan", "desc", orgOrder("sort=plan&order=desc")},
+		{"status", "asc", orgOrder("sort=status&order=asc")},
+		{"status", "desc", orgOrder("sort=status&order=desc")},
+		{"quota", "desc", orgOrder("sort=quota&order=desc")},
+		{"quota", "asc", orgOrder("sort=quota&order=asc")},
 	} {
 		p.run("sort "+c.click, chromedp.Click(fmt.Sprintf(`button[data-sort=%s]`, c.click), chromedp.ByQuery))
 		want := strings.Join(c.want, ",")

@@ -116,7 +116,7 @@ func (q *Query) activity(c *fiber.Ctx) error {
 		last := resp.Jobs[limit-1]
 		resp.NextCursor = cursor{CreatedAt: last.CreatedAt.UTC(), OrgID: last.OrgID, JobID: last.JobID}.encode()
 	}
-	names, err := q.orgNames(c, s.reseller, orgIDs)
+	names, err := q.orgNames(c.UserContext(), s.reseller, orgIDs)
 	if err != nil {
 		return err
 	}
@@ -226,12 +226,12 @@ func (q *Query) scanJobs(ctx context.Context, aq activityQuery) ([]activityJob, 
 	return out, rows.Err()
 }
 
-func (q *Query) orgNames(c *fiber.Ctx, reseller string, ids []string) (map[string]string, error) {
+func (q *Query) orgNames(ctx context.Context, reseller string, ids []string) (map[string]string, error) {
 	names := map[string]string{}
 	if len(ids) == 0 {
 		return names, nil
 	}
-	rows, err := q.conn.Query(c.UserContext(), orgNamesSQL, reseller, ids)
+	rows, err := q.conn.Query(ctx, orgNamesSQL, reseller, ids)
 	if err != nil {
 		return nil, fmt.Errorf("organization names: %w", err)
 	}

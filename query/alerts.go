@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -152,7 +153,7 @@ func (q *Query) alerts(c *fiber.Ctx) error {
 			return badParam("cursor", "invalid cursor: pass next_cursor from the previous page")
 		}
 	}
-	list, err := q.readAlerts(c, s, aq)
+	list, err := q.readAlerts(c.UserContext(), s, aq)
 	if err != nil {
 		return err
 	}
@@ -166,9 +167,9 @@ func (q *Query) alerts(c *fiber.Ctx) error {
 }
 
 // readAlerts runs aq and adds organization names and acknowledgements.
-func (q *Query) readAlerts(c *fiber.Ctx, s scope, aq alertsQuery) ([]alertItem, error) {
+func (q *Query) readAlerts(ctx context.Context, s scope, aq alertsQuery) ([]alertItem, error) {
 	sql, args := aq.build()
-	rows, err := q.conn.Query(c.UserContext(), sql, args...)
+	rows, err := q.conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
@@ -206,11 +207,11 @@ func (q *Query) readAlerts(c *fiber.Ctx, s scope, aq alertsQuery) ([]alertItem, 
 	if len(out) == 0 {
 		return out, nil
 	}
-	names, err := q.orgNames(c, s.reseller, orgs)
+	names, err := q.orgNames(ctx, s.reseller, orgs)
 	if err != nil {
 		return nil, err
 	}
-	acks, err := q.conn.Query(c.UserContext(), alertAcksSQL, s.reseller, keys)
+	acks, err := q.conn.Query(ctx, alertAcksSQL, s.reseller, keys)
 	if err != nil {
 		return nil, fmt.Errorf("alert acknowledgements: %w", err)
 	}
@@ -243,7 +244,7 @@ func (q *Query) readAlerts(c *fiber.Ctx, s scope, aq alertsQuery) ([]alertItem, 
 
 // alertByKey reads one of the reseller's alerts, or a 404.
 func (q *Query) alertByKey(c *fiber.Ctx, s scope, key string) (alertItem, error) {
-	list, err := q.readAlerts(c, s, alertsQuery{reseller: s.reseller, keys: []string{key}, limit: 1})
+	list, err := q.readAlerts(c.UserContext(), s, alertsQuery{reseller: s.reseller, keys: []string{key}, limit: 1})
 	if err != nil {
 		return alertItem{}, err
 	}

@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"flag"
 	"io"
@@ -171,6 +172,12 @@ func TestAPI(t *testing.T) {
 			{"organizations_r1_page2", "r1", "/v1/organizations?sort=created&page_size=2&page=2", 200},
 			{"organizations_r1_search", "r1", "/v1/organizations?q=GAMMA", 200},
 			{"organizations_r1_plan_status", "r1", "/v1/organizations?plan=pro&status=active,suspended&sort=users&order=desc", 200},
+			{"organizations_r1_plan", "r1", "/v1/organizations?sort=plan", 200},
+			{"organizations_r1_status_desc", "r1", "/v1/organizations?sort=status&order=desc", 200},
+			{"organizations_r1_quota_desc", "r1", "/v1/organizations?sort=quota&order=desc", 200},
+			{"organizations_r1_quota_page2", "r1", "/v1/organizations?sort=quota&page_size=2&page=2", 200},
+			{"organizations_r2_quota_asc", "operator", "/v1/organizations?reseller=r2&sort=quota", 200},
+			{"organizations_r2_quota_desc", "operator", "/v1/organizations?reseller=r2&sort=quota&order=desc", 200},
 			{"organization_r1_o1", "r1", "/v1/organizations/o1?tz=Asia/Kolkata", 200},
 			{"organization_r2_o1", "r2", "/v1/organizations/o1", 200},
 			{"usage_r1_default", "r1", "/v1/usage", 200},
@@ -317,6 +324,28 @@ func testOps(t *testing.T, env *apiEnv) {
 	res.Body.Close()
 	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" {
 		t.Errorf("gzip: status %d, Content-Encoding %q", res.StatusCode, res.Header.Get("Content-Encoding"))
+	}
+
+	// The streamed activity report compresses to the same bytes as sent plain.
+	const report = "/v1/reports/activity.csv?from=2026-11-01&to=2026-11-21"
+	_, plain := env.get(t, "r1", report)
+	req = httptest.NewRequest(http.MethodGet, report, nil)
+	req.Header.Set("Authorization", "Bearer "+env.keys["r1"])
+	req.Header.Set("Accept-Encoding", "gzip")
+	if res, err = env.q.App().Test(req, -1); err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	zr, err := gzip.NewReader(res.Body)
+	if err != nil {
+		t.Fatalf("gzip report: %v (Content-Encoding %q)", err, res.Header.Get("Content-Encoding"))
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain) < 100 || !bytes.Equal(unzipped, plain) {
+		t.Errorf("gzipped activity report differs from the plain one:\n%s\n---\n%s", unzipped, plain)
 	}
 }
 

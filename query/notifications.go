@@ -226,7 +226,7 @@ func (q *Query) notifications(c *fiber.Ctx) error {
 			orgIDs = append(orgIDs, n.OrgID)
 		}
 	}
-	names, err := q.orgNames(c, s.reseller, orgIDs)
+	names, err := q.orgNames(c.UserContext(), s.reseller, orgIDs)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,18 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
+// quotaShare is usage / quota rounded to 4 digits (nil without a quota),
+// computed in integers from the usage as the API rounds it (thousandths of
+// a minute) so that the quota sort (orgSortKeys) orders by exactly this value.
+func quotaShare(ms, quota uint64) *float64 {
+	if quota == 0 {
+		return nil
+	}
+	thousandths := (ms + 30) / 60
+	share := float64((20*thousandths+quota)/(2*quota)) / 10000
+	return &share
+}
+
 var orgStatuses = []string{schemas.OrgStatusActive, schemas.OrgStatusTrial, schemas.OrgStatusSuspended}
 
 // organizations lists the reseller's organizations: ClickHouse filters,
@@ -64,7 +76,7 @@ func (q *Query) organizations(c *fiber.Ctx) error {
 	s := scopeOf(c)
 	sortBy, order := c.Query("sort", "name"), c.Query("order", "asc")
 	if _, ok := orgSortKeys[sortBy]; !ok {
-		return badParam("sort", "unknown sort %q: want name, usage, created or users", sortBy)
+		return badParam("sort", "unknown sort %q: want name, usage, created, users, plan, status or quota", sortBy)
 	}
 	if order != "asc" && order != "desc" {
 		return badParam("order", "unknown order %q: want asc or desc", order)
@@ -117,10 +129,7 @@ func (q *Query) organizations(c *fiber.Ctx) error {
 		}
 		o.CreatedAt = o.CreatedAt.UTC()
 		o.UsageMinutes = msToMinutes(ms)
-		if o.QuotaMinutes > 0 {
-			share := round(o.UsageMinutes/float64(o.QuotaMinutes), 4)
-			o.QuotaShare = &share
-		}
+		o.QuotaShare = quotaShare(ms, o.QuotaMinutes)
 		resp.Organizations = append(resp.Organizations, o)
 	}
 	if err := rows.Err(); err != nil {
@@ -167,18 +176,17 @@ func (q *Query) orgSummaries(ctx context.Context, reseller string, from, to time
 	}, reseller); err != nil {
 		return nil, fmt.Errorf("organization users: %w", err)
 	}
+	usage := make([]uint64, len(out))
 	if err := q.scanCounts(ctx, orgMinutesSQL, func(id string, ms uint64) {
 		if i, ok := byID[id]; ok {
 			out[i].UsageMinutes = msToMinutes(ms)
+			usage[i] = ms
 		}
 	}, reseller, from.UTC(), to.UTC()); err != nil {
 		return nil, fmt.Errorf("organization usage: %w", err)
 	}
 	for i := range out {
-		if out[i].QuotaMinutes > 0 {
-			share := round(out[i].UsageMinutes/float64(out[i].QuotaMinutes), 4)
-			out[i].QuotaShare = &share
-		}
+		out[i].QuotaShare = quotaShare(usage[i], out[i].QuotaMinutes)
 	}
 	return out, nil
 }
@@ -222,7 +230,7 @@ func (q *Query) scanCounts(ctx context.Context, sql string, fn func(id string, n
 type orgUser struct {
 	UserID  string    `json:"user_id"`
 	Role    string    `json:"role"`
-	AddedAt time.Time `json:"updated_at"`
+	AddedAt time.Time `json:"added_at"`
 }
 
 type breakdown struct {
@@ -230,6 +238,9 @@ type breakdown struct {
 	Minutes float64 `json:"minutes"`
 	Jobs    uint64  `json:"jobs_completed"`
 }
+
+// orgAlertsLimit is how many alerts an organization's detail holds.
+const orgAlertsLimit = 50
 
 type orgDetail struct {
 	ID           string        `json:"id"`
@@ -244,9 +255,9 @@ type orgDetail struct {
 	Usage     usageResponse `json:"usage"`
 	Models    []breakdown   `json:"models"`
 	Languages []breakdown   `json:"languages"`
-	// Alerts is the organization's alert history (empty until the alerts
-	// stage exists).
-	Alerts []any `json:"alerts"`
+	// Alerts is the organization's latest alerts, newest first, as
+	// /v1/alerts?org= lists them (at most orgAlertsLimit).
+	Alerts []alertItem `json:"alerts"`
 }
 
 func (q *Query) organization(c *fiber.Ctx) error {
@@ -297,10 +308,13 @@ func (q *Query) organization(c *fiber.Ctx) error {
 		d.Languages, err = q.breakdown(gctx, s, id, "language", monthStart, to)
 		return err
 	})
+	g.Go(func() (err error) {
+		d.Alerts, err = q.readAlerts(gctx, s, alertsQuery{reseller: s.reseller, orgs: []string{id}, limit: orgAlertsLimit})
+		return err
+	})
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	d.Alerts = []any{}
 	return c.JSON(d)
 }
 

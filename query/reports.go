@@ -1,11 +1,15 @@
 package query
 
 import (
+	"bufio"
+	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -218,32 +222,61 @@ func (q *Query) activityReport(c *fiber.Ctx) error {
 		statuses = append(statuses, stored...)
 	}
 	sql, args := activityReportQuery(s.reseller, from.UTC(), to.UTC(), orgs, statuses, models, maxReportRows)
-	rows, err := q.conn.Query(c.UserContext(), sql, args...)
+	// The rows outlive the handler: they are read while the body streams,
+	// after the request's own context (and its timeout) has ended.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), q.cfg.RequestTimeout)
+	rows, err := q.conn.Query(ctx, sql, args...)
 	if err != nil {
+		cancel()
 		return fmt.Errorf("activity report: %w", err)
 	}
-	defer rows.Close()
 	csvAttachment(c, "activity", s.reseller, from, to)
-	w := csv.NewWriter(c.Response().BodyWriter())
-	_ = w.Write([]string{"created_at", "org_id", "job_id", "user_id", "status", "model", "language", "media_duration_seconds",
-		"processing_ms", "error_code", "updated_at"})
-	for rows.Next() {
+	loc := s.loc
+	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
+		defer cancel()
+		defer rows.Close()
+		if err := writeActivityCSV(bw, rows, loc); err != nil {
+			// The status line is gone; the client sees a truncated file.
+			q.log.Warn("activity report: stream ended early", "reseller", s.reseller, "err", err)
+		}
+	})
+	return nil
+}
+
+// streamFlushRows is how many CSV rows go out per chunk of a streamed report.
+const streamFlushRows = 2000
+
+// writeActivityCSV writes the activity report's rows as CSV to bw, flushing
+// a chunk to the client every streamFlushRows rows.
+func writeActivityCSV(bw *bufio.Writer, rows driver.Rows, loc *time.Location) error {
+	w := csv.NewWriter(bw)
+	if err := w.Write([]string{"created_at", "org_id", "job_id", "user_id", "status", "model", "language", "media_duration_seconds",
+		"processing_ms", "error_code", "updated_at"}); err != nil {
+		return err
+	}
+	for n := 1; rows.Next(); n++ {
 		var (
 			org, job, user, model, lang, status, code string
 			created, updated                          time.Time
 			media, proc                               uint64
 		)
 		if err := rows.Scan(&org, &job, &user, &model, &lang, &status, &created, &updated, &media, &proc, &code); err != nil {
-			return fmt.Errorf("activity report: %w", err)
+			return fmt.Errorf("scan: %w", err)
 		}
-		if err := w.Write([]string{created.In(s.loc).Format(time.RFC3339), org, job, user, apiStatus(status), model, lang,
-			strconv.FormatFloat(float64(media)/1000, 'f', -1, 64), strconv.FormatUint(proc, 10), code, updated.In(s.loc).Format(time.RFC3339)}); err != nil {
+		if err := w.Write([]string{created.In(loc).Format(time.RFC3339), org, job, user, apiStatus(status), model, lang,
+			strconv.FormatFloat(float64(media)/1000, 'f', -1, 64), strconv.FormatUint(proc, 10), code, updated.In(loc).Format(time.RFC3339)}); err != nil {
 			return err
+		}
+		if n%streamFlushRows == 0 {
+			w.Flush()
+			if err := errors.Join(w.Error(), bw.Flush()); err != nil {
+				return err
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("activity report: %w", err)
+		return err
 	}
 	w.Flush()
-	return w.Error()
+	return errors.Join(w.Error(), bw.Flush())
 }

@@ -407,14 +407,27 @@ func (b sqlBuilder) and(cond string, args ...any) sqlBuilder {
 	return b
 }
 
-// orgSortKeys: the SQL of each organizations sort key. Names compare lower
-// case; usage compares as the API rounds it (thousandths of a minute:
-// round(ms / 60)). Ties go by org_id, in the same direction.
+// orgSortKeys: the SQL of each organizations sort key, compared in the
+// request's direction. Names compare lower case; plan and status byte by
+// byte; usage compares as the API rounds it (thousandths of a minute:
+// round(ms / 60)); quota as quotaShare rounds it (ten-thousandths of the
+// quota, from those thousandths). Ties go by org_id, in the same direction.
 var orgSortKeys = map[string]string{
 	"name":    "lowerUTF8(name)",
 	"usage":   "intDiv(media_ms + 30, 60)",
 	"created": "created_at",
 	"users":   "users",
+	"plan":    "plan",
+	"status":  "status",
+	// greatest: intDiv by zero throws, and 18.16 evaluates both branches
+	// of an if; organizations without a quota sort by orgSortFirst.
+	"quota": "intDiv(20 * intDiv(media_ms + 30, 60) + quota_minutes, 2 * greatest(quota_minutes, 1))",
+}
+
+// orgSortFirst: a key that comes before a sort's own key, always ascending:
+// organizations without a quota come last in both directions.
+var orgSortFirst = map[string]string{
+	"quota": "quota_minutes = 0",
 }
 
 // orgsQuery is one page of a reseller's organizations, filtered, sorted and
@@ -462,6 +475,10 @@ func (o orgsQuery) page() (string, []any) {
 	if o.desc {
 		dir = " DESC"
 	}
+	orderBy := orgSortKeys[o.sort] + dir + ", org_id" + dir
+	if first, ok := orgSortFirst[o.sort]; ok {
+		orderBy = first + ", " + orderBy
+	}
 	indent := func(s string) string { return strings.ReplaceAll(s, "\n", "\n            ") }
 	sql := `SELECT org_id, name, plan, status, created_at, users, media_ms, quota_minutes
 FROM (
@@ -488,7 +505,7 @@ FROM (
 ANY LEFT JOIN (
     SELECT org_id, quota_minutes FROM subscriptions FINAL WHERE reseller_id = ?
 ) AS s USING org_id
-ORDER BY ` + orgSortKeys[o.sort] + dir + `, org_id` + dir + `
+ORDER BY ` + orderBy + `
 LIMIT ?, ?`
 	args = append(args, o.reseller)
 	args = append(args, uargs...)

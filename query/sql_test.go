@@ -210,6 +210,77 @@ var zoneCases = []struct {
 
 const zoneBuckets = 4 * 24 * 3 // three days of 15-minute buckets
 
+// TestOrgsQueryOrder: each sort's ORDER BY, its direction applied to the
+// key and the org_id tie-break; organizations without a quota last either
+// way. Values stay bound.
+func TestOrgsQueryOrder(t *testing.T) {
+	cases := []struct {
+		name, sort string
+		desc       bool
+		want       string
+	}{
+		{"name", "name", false, "ORDER BY lowerUTF8(name), org_id\n"},
+		{"usage desc", "usage", true, "ORDER BY intDiv(media_ms + 30, 60) DESC, org_id DESC\n"},
+		{"plan", "plan", false, "ORDER BY plan, org_id\n"},
+		{"plan desc", "plan", true, "ORDER BY plan DESC, org_id DESC\n"},
+		{"status", "status", false, "ORDER BY status, org_id\n"},
+		{"status desc", "status", true, "ORDER BY status DESC, org_id DESC\n"},
+		{"quota", "quota", false, "ORDER BY quota_minutes = 0, intDiv(20 * intDiv(media_ms + 30, 60) + quota_minutes, 2 * greatest(quota_minutes, 1)), org_id\n"},
+		{"quota desc", "quota", true, "ORDER BY quota_minutes = 0, intDiv(20 * intDiv(media_ms + 30, 60) + quota_minutes, 2 * greatest(quota_minutes, 1)) DESC, org_id DESC\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			oq := orgsQuery{reseller: "r1", needle: "x'y", plans: []string{"pro"}, sort: tc.sort, desc: tc.desc, offset: 25, limit: 25,
+				usage: usageQuery{reseller: "r1", from: fixedNow.AddDate(0, 0, -19), to: fixedNow, groupBy: []string{"organization"}}}
+			sql, args := oq.page()
+			if !strings.Contains(sql, "\n"+tc.want+"LIMIT ?, ?") {
+				t.Errorf("page SQL does not end with %q:\n%s", tc.want+"LIMIT ?, ?", sql)
+			}
+			if strings.Contains(sql, "x'y") || strings.Contains(sql, "'pro'") {
+				t.Errorf("a value is formatted into the SQL:\n%s", sql)
+			}
+			if n := strings.Count(sql, "?"); n != len(args) {
+				t.Errorf("%d placeholders, %d args", n, len(args))
+			}
+			if got := args[len(args)-2:]; !reflect.DeepEqual(got, []any{25, 25}) {
+				t.Errorf("offset, limit args %v, want [25 25]", got)
+			}
+		})
+	}
+}
+
+// TestQuotaShare: usage over quota, from the usage the API shows
+// (thousandths of a minute), rounded half up to 4 digits.
+func TestQuotaShare(t *testing.T) {
+	cases := []struct {
+		name      string
+		ms, quota uint64
+		want      *float64
+	}{
+		{"no quota", 60000, 0, nil},
+		{"none used", 0, 1000, new(0.0)},
+		{"a twentieth", 3000 * 1000, 1000, new(0.05)},
+		{"half up", 60, 20, new(0.0001)}, // 0.001 min of 20: 0.00005
+		{"below half", 29, 20, new(0.0)}, // rounds to 0 thousandths
+		{"over quota", 601 * 60000, 300, new(2.0033)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := quotaShare(tc.ms, tc.quota)
+			if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+				t.Errorf("quotaShare(%d, %d) = %v, want %v", tc.ms, tc.quota, deref(got), deref(tc.want))
+			}
+		})
+	}
+}
+
+func deref(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
+}
+
 // TestTimeZoneBuckets: ClickHouse's period of every 15-minute bucket, in
 // zones with 30- and 45-minute offsets and across DST changes, is the one
 // Go computes from the IANA database.
@@ -299,8 +370,13 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 		{reseller: "r1", sort: "usage", desc: true, offset: 1, limit: 1},
 		{reseller: "r1", sort: "users", needle: "a", plans: []string{"pro", "starter"}, statuses: []string{"active", "trial"}, limit: 25},
 		{reseller: "r1", sort: "created", desc: true, limit: 25},
+		{reseller: "r1", sort: "plan", limit: 25},
+		{reseller: "r1", sort: "status", desc: true, offset: 1, limit: 2},
+		{reseller: "r1", sort: "quota", desc: true, limit: 25},
+		{reseller: "r2", sort: "quota", limit: 25},
+		{reseller: "r2", sort: "quota", desc: true, limit: 25},
 	} {
-		oq.usage = usageQuery{reseller: "r1", from: month, to: fixedNow, groupBy: []string{"organization"}}
+		oq.usage = usageQuery{reseller: oq.reseller, from: month, to: fixedNow, groupBy: []string{"organization"}}
 		if i%2 == 1 {
 			oq.usage.months, oq.usage.days = wholeSpans(month, fixedNow, "month", time.UTC)
 		}

@@ -241,11 +241,12 @@ export interface OrgDetail {
     period_start: string;
     period_end: string;
   } | null;
-  users: { user_id: string; role: string; added_at?: string; updated_at?: string }[];
+  users: { user_id: string; role: string; added_at: string }[];
   usage: Usage;
   models: Breakdown[];
   languages: Breakdown[];
-  alerts: Partial<Alert>[];
+  /** The organization's latest 50 alerts, newest first (items of /v1/alerts). */
+  alerts: Alert[];
 }
 
 export interface Notification {

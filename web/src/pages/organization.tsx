@@ -2,7 +2,7 @@ import { api, type Alert, type Breakdown, type OrgDetail } from '../api';
 import { ChartView } from '../charts';
 import { ExportBar } from '../exports';
 import { fmtDate, fmtDateTime, fmtInt, fmtMinutes, fmtMoney, fmtPeriod } from '../format';
-import { Badge, Empty, ErrorBox, Link, Loading, Panel, Section, useApp, useAsync } from '../ui';
+import { Badge, Empty, ErrorBox, Link, Loading, Section, useApp, useAsync } from '../ui';
 
 function BreakdownView({ title, id, rows }: { title: string; id: string; rows: Breakdown[] }) {
   const total = rows.reduce((s, r) => s + r.minutes, 0);
@@ -39,53 +39,41 @@ function BreakdownView({ title, id, rows }: { title: string; id: string; rows: B
   );
 }
 
-/** The organization's alerts, newest first: /v1/alerts?org= (the detail's own list if the server has no /v1/alerts). */
-function AlertHistory({ id, embedded }: { id: string; embedded: Partial<Alert>[] }) {
+/** The organization's latest alerts, newest first, as the detail response holds them. */
+function AlertHistory({ alerts }: { alerts: Alert[] }) {
   const { ctx } = useApp();
-  const list = useAsync(async () => {
-    try {
-      return (await api<{ alerts: Alert[] }>(ctx, '/v1/alerts', { org: id, limit: 50 })).alerts as Partial<Alert>[];
-    } catch (err) {
-      if (embedded.length > 0) return embedded;
-      throw err;
-    }
-  }, [ctx, id]);
   return (
     <Section title="Alert history" id="org-alerts">
-      <Panel a={list} what="Alert history">
-        {(alerts) =>
-          alerts.length === 0 ? (
-            <Empty>No alerts for this organization.</Empty>
-          ) : (
-            <table class="table compact">
-              <thead>
-                <tr>
-                  <th scope="col">Fired</th>
-                  <th scope="col">Rule</th>
-                  <th scope="col">Alert</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Resolved</th>
-                  <th scope="col">Acknowledged</th>
-                </tr>
-              </thead>
-              <tbody>
-                {alerts.map((a, i) => (
-                  <tr key={a.alert_key ?? i} data-alert={a.alert_key}>
-                    <td>{fmtDateTime(a.first_fired_at, ctx.tz)}</td>
-                    <td>{a.rule}</td>
-                    <td>{a.title}</td>
-                    <td>{a.state && <Badge kind={a.state}>{a.state}</Badge>}</td>
-                    <td>{a.resolved_at ? fmtDateTime(a.resolved_at, ctx.tz) : '—'}</td>
-                    <td>
-                      {a.acknowledged_at ? `${fmtDateTime(a.acknowledged_at, ctx.tz)}${a.acknowledged_by ? ` by ${a.acknowledged_by}` : ''}` : '—'}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
-        }
-      </Panel>
+      {alerts.length === 0 ? (
+        <Empty>No alerts for this organization.</Empty>
+      ) : (
+        <table class="table compact">
+          <thead>
+            <tr>
+              <th scope="col">Fired</th>
+              <th scope="col">Rule</th>
+              <th scope="col">Alert</th>
+              <th scope="col">State</th>
+              <th scope="col">Resolved</th>
+              <th scope="col">Acknowledged</th>
+            </tr>
+          </thead>
+          <tbody>
+            {alerts.map((a) => (
+              <tr key={a.alert_key} data-alert={a.alert_key}>
+                <td>{fmtDateTime(a.first_fired_at, ctx.tz)}</td>
+                <td>{a.rule}</td>
+                <td>{a.title}</td>
+                <td>
+                  <Badge kind={a.state}>{a.state}</Badge>
+                </td>
+                <td>{a.resolved_at ? fmtDateTime(a.resolved_at, ctx.tz) : '—'}</td>
+                <td>{a.acknowledged_at ? `${fmtDateTime(a.acknowledged_at, ctx.tz)}${a.acknowledged_by ? ` by ${a.acknowledged_by}` : ''}` : '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </Section>
   );
 }
@@ -178,7 +166,7 @@ export function OrganizationPage({ id }: { id: string }) {
                     <tr key={u.user_id}>
                       <td class="mono">{u.user_id}</td>
                       <td>{u.role}</td>
-                      <td>{fmtDate(u.added_at ?? u.updated_at, ctx.tz)}</td>
+                      <td>{fmtDate(u.added_at, ctx.tz)}</td>
                     </tr>
                   ))}
                 </tbody>
@@ -205,7 +193,7 @@ export function OrganizationPage({ id }: { id: string }) {
         <BreakdownView title="Models this month" id="org-models" rows={o.models} />
         <BreakdownView title="Languages this month" id="org-languages" rows={o.languages} />
       </div>
-      <AlertHistory id={o.id} embedded={o.alerts} />
+      <AlertHistory alerts={o.alerts ?? []} />
       <div class="card">
         <ExportBar
           intro={`Reports for ${o.name}, last 30 days:`}

@@ -1,11 +1,9 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, type Ctx, type OrgList, type OrgSummary } from '../api';
+import { api, type Ctx, type OrgList } from '../api';
 import { fmtDate, fmtInt, fmtMinutes, fmtPct } from '../format';
 import { Badge, Link, Panel, useApp, useAsync } from '../ui';
 
 const PAGE_SIZE = 25;
-/** Sorts the API does itself; the others are done here over every page. */
-const serverSorts = new Set(['name', 'usage', 'created', 'users']);
 
 const columns: { key: string; label: string; num?: boolean }[] = [
   { key: 'name', label: 'Organization' },
@@ -17,32 +15,9 @@ const columns: { key: string; label: string; num?: boolean }[] = [
   { key: 'created', label: 'Created' },
 ];
 
-const localCompare: Record<string, (a: OrgSummary, b: OrgSummary) => number> = {
-  plan: (a, b) => a.plan.localeCompare(b.plan),
-  status: (a, b) => a.status.localeCompare(b.status),
-  quota: (a, b) => (a.quota_share ?? -1) - (b.quota_share ?? -1),
-};
-
-async function loadOrgs(ctx: Ctx, f: { q: string; plan: string; status: string; sort: string; order: string; page: number }): Promise<OrgList> {
-  const base = { q: f.q, plan: f.plan, status: f.status };
-  if (serverSorts.has(f.sort)) {
-    return api<OrgList>(ctx, '/v1/organizations', { ...base, sort: f.sort, order: f.order, page: f.page, page_size: PAGE_SIZE });
-  }
-  // Every page by name, then sorted and paged here.
-  const all: OrgSummary[] = [];
-  let first: OrgList | undefined;
-  for (let page = 1; page <= 50; page++) {
-    const r = await api<OrgList>(ctx, '/v1/organizations', { ...base, sort: 'name', page, page_size: 200 });
-    first ??= r;
-    all.push(...r.organizations);
-    if (all.length >= r.total || r.organizations.length === 0) break;
-  }
-  const cmp = localCompare[f.sort] ?? localCompare.plan;
-  all.sort((a, b) => {
-    const d = cmp(a, b) || a.name.toLowerCase().localeCompare(b.name.toLowerCase());
-    return f.order === 'desc' ? -d : d;
-  });
-  return { ...first!, organizations: all.slice((f.page - 1) * PAGE_SIZE, f.page * PAGE_SIZE), page: f.page, page_size: PAGE_SIZE, total: all.length };
+/** Every column is a sort of the API (query/openapi.yaml): one page per request. */
+function loadOrgs(ctx: Ctx, f: { q: string; plan: string; status: string; sort: string; order: string; page: number }): Promise<OrgList> {
+  return api<OrgList>(ctx, '/v1/organizations', { q: f.q, plan: f.plan, status: f.status, sort: f.sort, order: f.order, page: f.page, page_size: PAGE_SIZE });
 }
 
 export function OrganizationsPage() {
@@ -50,8 +25,9 @@ export function OrganizationsPage() {
   const q = loc.query.get('q') ?? '';
   const plan = loc.query.get('plan') ?? '';
   const status = loc.query.get('status') ?? '';
-  const sort = loc.query.get('sort') || 'name';
-  const order = loc.query.get('order') || 'asc';
+  const sortParam = loc.query.get('sort') || 'name';
+  const sort = columns.some((c) => c.key === sortParam) ? sortParam : 'name';
+  const order = loc.query.get('order') === 'desc' ? 'desc' : 'asc';
   const page = Math.max(1, Number(loc.query.get('page')) || 1);
 
   const [search, setSearch] = useState(q);

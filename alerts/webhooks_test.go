@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -137,6 +138,59 @@ func TestWebhookRetries(t *testing.T) {
 	}
 	if got := deliveries(t, h); got["failed"] != 3 || got["delivered"] != 1 || len(got) != 2 {
 		t.Fatalf("delivery log %v, want 3 failed and 1 delivered", got)
+	}
+}
+
+// TestWebhookSurvivesRestart: the stage stops while a delivery waits for
+// its retry (the receiver failed the first two calls); the next instance of
+// the stage, on the same durable consumer, delivers the alert exactly once.
+func TestWebhookSurvivesRestart(t *testing.T) {
+	rcv := &receiver{secret: "s3cret", failFirst: 2}
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	h := newHarness(t, t0)
+	if err := stream.Ensure(t.Context(), h.js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg.Webhooks = WebhookConfig{Consumer: "test-webhooks", Timeout: 2 * time.Second, MaxAttempts: 8,
+		BaseDelay: 400 * time.Millisecond, MaxDelay: 800 * time.Millisecond, CacheTTL: 0}
+	first := h.newAlerts(t)
+	ctx, stop := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = first.runWebhooks(ctx) }()
+	start, end := t0.Add(-10*24*time.Hour), t0.Add(20*24*time.Hour)
+	insertEvents(t, h.ch, []ev{subscription("r1", "o1", "pro", "active", 100, 4900, start, end, start)})
+	insertEvents(t, h.ch, completed("r1", "o1", t0.Add(-time.Hour), 85, 60000)) // quota 80% only
+	if err := SaveWebhook(t.Context(), h.ch.Conn, Webhook{ID: "w1", ResellerID: "r1", URL: srv.URL, Secret: "s3cret", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.evaluate(t, first)
+	waitFor(t, 10*time.Second, "the first failed call", func() bool { calls, _, _ := rcv.snapshot(); return calls >= 1 })
+	stop()
+	<-stopped
+	calls, accepted, _ := rcv.snapshot()
+	if len(accepted) != 0 {
+		t.Fatalf("delivered before the restart (%d calls): the test did not stop the stage mid-retry", calls)
+	}
+
+	second := h.newAlerts(t)
+	go func() { _ = second.runWebhooks(t.Context()) }()
+	waitFor(t, 20*time.Second, "a delivery after the restart", func() bool { _, acc, _ := rcv.snapshot(); return len(acc) > 0 })
+	time.Sleep(time.Second) // any repeat would come by now
+	calls, accepted, invalid := rcv.snapshot()
+	if calls != 3 || invalid != 0 || len(accepted) != 1 {
+		t.Fatalf("calls %d, invalid %d, accepted %v; want 2 failed calls and one valid delivery", calls, invalid, accepted)
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

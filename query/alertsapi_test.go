@@ -453,47 +453,6 @@ func testTestAlerts(t *testing.T, env *apiEnv) {
 	}
 }
 
-// tableInserts renders a table's rows as one INSERT with literal values.
-func tableInserts(t *testing.T, ch *testenv.CH, table string) []string {
-	t.Helper()
-	rows, err := ch.Conn.Query(t.Context(), "SELECT * FROM "+table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols := rows.ColumnTypes()
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = c.Name()
-	}
-	var values []string
-	for rows.Next() {
-		ptrs := make([]any, len(cols))
-		for i, c := range cols {
-			ptrs[i] = reflect.New(c.ScanType()).Interface()
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		lits := make([]string, len(cols))
-		for i, p := range ptrs {
-			lit, err := testenv.Literal(reflect.ValueOf(p).Elem().Interface())
-			if err != nil {
-				t.Fatalf("%s.%s: %v", table, names[i], err)
-			}
-			lits[i] = lit
-		}
-		values = append(values, "("+strings.Join(lits, ", ")+")")
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(values) == 0 {
-		return nil
-	}
-	return []string{"INSERT INTO " + table + " (" + strings.Join(names, ", ") + ") VALUES " + strings.Join(values, ",\n")}
-}
-
 // testAlertSQLOnChDB: the alert, webhook and read-state SELECTs give the
 // same rows on ClickHouse 18.16 and current ClickHouse.
 func testAlertSQLOnChDB(t *testing.T, env *apiEnv) {

@@ -187,7 +187,13 @@ func project(t *testing.T, events []*schemas.Event) *testenv.CH {
 // with literal values, the setup CompareWithChDB runs on both servers.
 func eventsInserts(t *testing.T, ch *testenv.CH) []string {
 	t.Helper()
-	rows, err := ch.Conn.Query(t.Context(), "SELECT * FROM events ORDER BY id")
+	return tableInserts(t, ch, "events")
+}
+
+// tableInserts renders a table's rows as one INSERT with literal values.
+func tableInserts(t *testing.T, ch *testenv.CH, table string) []string {
+	t.Helper()
+	rows, err := ch.Conn.Query(t.Context(), "SELECT * FROM "+table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +216,7 @@ func eventsInserts(t *testing.T, ch *testenv.CH) []string {
 		for i, p := range ptrs {
 			lit, err := testenv.Literal(reflect.ValueOf(p).Elem().Interface())
 			if err != nil {
-				t.Fatalf("column %s: %v", names[i], err)
+				t.Fatalf("%s.%s: %v", table, names[i], err)
 			}
 			lits[i] = lit
 		}
@@ -219,5 +225,8 @@ func eventsInserts(t *testing.T, ch *testenv.CH) []string {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return []string{"INSERT INTO events (" + strings.Join(names, ", ") + ") VALUES " + strings.Join(values, ",\n")}
+	if len(values) == 0 {
+		return nil
+	}
+	return []string{"INSERT INTO " + table + " (" + strings.Join(names, ", ") + ") VALUES " + strings.Join(values, ",\n")}
 }

@@ -39,7 +39,7 @@ func runBench(ctx context.Context, args []string) error {
 	stringVar(fs, &cfg.ClickHouseBinary, "clickhouse-server", "", "clickhouse-server binary to start (default: from PATH or /usr/sbin)")
 	stringVar(fs, &only, "only", "", "run only these measurements, comma separated: "+strings.Join(bench.Groups, ", ")+" (default: all)")
 	stringVar(fs, &projFlags, "projector-flags", "", "extra flags for the projector process (tally project), e.g. \"--batch-size 20000\"")
-	stringVar(fs, &projEnv, "projector-env", "", "extra environment for the projector process, space separated, e.g. GOMEMLIMIT=200MiB")
+	stringVar(fs, &projEnv, "projector-env", "", "extra environment for the projector process, space separated, e.g. GOGC=100")
 	stringVar(fs, &cpuProfile, "cpu-profile", "", "write a CPU profile of the bench process (NATS server, ingest, clients) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err

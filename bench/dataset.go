@@ -490,6 +490,30 @@ GROUP BY reseller_id, org_id, month, model, language`, true},
 SELECT reseller_id, org_id, bucket, model, language, jobs_created, jobs_completed, jobs_failed, media_ms, processing_ms, users
 FROM usage_15m
 WHERE bucket >= ? AND bucket < ?`, true},
+	{"usage_reseller_15m", `INSERT INTO usage_reseller_15m (reseller_id, bucket, jobs_created, jobs_completed, jobs_failed,
+    media_ms, processing_ms, users)
+SELECT reseller_id, bucket,
+    sumMergeState(jobs_created), sumMergeState(jobs_completed), sumMergeState(jobs_failed),
+    sumMergeState(media_ms), sumMergeState(processing_ms), uniqExactMergeState(users)
+FROM usage_15m_by_time
+WHERE bucket >= ? AND bucket < ?
+GROUP BY reseller_id, bucket`, true},
+	{"usage_org_1d", `INSERT INTO usage_org_1d (reseller_id, org_id, day, jobs_created, jobs_completed, jobs_failed,
+    media_ms, processing_ms, users)
+SELECT reseller_id, org_id, day,
+    sumMergeState(jobs_created), sumMergeState(jobs_completed), sumMergeState(jobs_failed),
+    sumMergeState(media_ms), sumMergeState(processing_ms), uniqExactMergeState(users)
+FROM usage_1d
+WHERE day >= ? AND day < ?
+GROUP BY reseller_id, org_id, day`, true},
+	{"usage_org_1mo", `INSERT INTO usage_org_1mo (reseller_id, org_id, month, jobs_created, jobs_completed, jobs_failed,
+    media_ms, processing_ms, users)
+SELECT reseller_id, org_id, month,
+    sumMergeState(jobs_created), sumMergeState(jobs_completed), sumMergeState(jobs_failed),
+    sumMergeState(media_ms), sumMergeState(processing_ms), uniqExactMergeState(users)
+FROM usage_1mo
+WHERE month >= ? AND month < ?
+GROUP BY reseller_id, org_id, month`, true},
 }
 
 func (ds *Dataset) derive(ctx context.Context, progress func(string)) error {

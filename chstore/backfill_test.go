@@ -15,7 +15,7 @@ import (
 )
 
 // TestMigrationsBackfillNewReadModels upgrades a database that holds events
-// from before migrations 0011 and 0012: the read models they add must hold
+// from before migrations 0011 to 0013: the read models they add must hold
 // exactly what their materialized views would have made of those events.
 func TestMigrationsBackfillNewReadModels(t *testing.T) {
 	ch := testenv.ClickHouse(t)
@@ -92,6 +92,15 @@ func TestMigrationsBackfillNewReadModels(t *testing.T) {
 		{"usage_15m_by_time equals usage_15m",
 			"SELECT reseller_id, org_id, bucket, model, sumMerge(jobs_completed), sumMerge(media_ms) FROM usage_15m_by_time GROUP BY reseller_id, org_id, bucket, model ORDER BY reseller_id, org_id, bucket, model",
 			"SELECT reseller_id, org_id, bucket, model, sumMerge(jobs_completed), sumMerge(media_ms) FROM usage_15m GROUP BY reseller_id, org_id, bucket, model ORDER BY reseller_id, org_id, bucket, model"},
+		{"usage_reseller_15m sums usage_15m by reseller",
+			"SELECT reseller_id, bucket, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_reseller_15m GROUP BY reseller_id, bucket ORDER BY reseller_id, bucket",
+			"SELECT reseller_id, bucket, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_15m GROUP BY reseller_id, bucket ORDER BY reseller_id, bucket"},
+		{"usage_org_1d sums usage_15m by organization and day",
+			"SELECT reseller_id, org_id, day, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_org_1d GROUP BY reseller_id, org_id, day ORDER BY reseller_id, org_id, day",
+			"SELECT reseller_id, org_id, toStartOfDay(bucket) AS day, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_15m GROUP BY reseller_id, org_id, day ORDER BY reseller_id, org_id, day"},
+		{"usage_org_1mo sums usage_15m by organization and month",
+			"SELECT reseller_id, org_id, month, sumMerge(jobs_created), sumMerge(jobs_failed), sumMerge(media_ms), uniqExactMerge(users) FROM usage_org_1mo GROUP BY reseller_id, org_id, month ORDER BY reseller_id, org_id, month",
+			"SELECT reseller_id, org_id, toDateTime(toStartOfMonth(bucket)) AS month, sumMerge(jobs_created), sumMerge(jobs_failed), sumMerge(media_ms), uniqExactMerge(users) FROM usage_15m GROUP BY reseller_id, org_id, month ORDER BY reseller_id, org_id, month"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, want := dump(t, conn, tc.got), dump(t, conn, tc.want)

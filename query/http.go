@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/compress"
@@ -91,8 +92,26 @@ func (q *Query) instrument(c *fiber.Ctx) error {
 func (q *Query) withTimeout(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), q.cfg.RequestTimeout)
 	defer cancel()
-	c.SetUserContext(ctx)
+	c.SetUserContext(interactive(ctx))
 	return c.Next()
+}
+
+// ClickHouse query priorities (the priority setting: a query waits, at
+// block boundaries, while queries of a lower number run). Dashboard calls
+// run at interactive; scans of long ranges at background, so that they
+// take the CPU the short calls leave and a burst of them does not queue
+// every page load behind it.
+const (
+	priorityInteractive = 1
+	priorityBackground  = 2
+)
+
+func interactive(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"priority": priorityInteractive}))
+}
+
+func background(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"priority": priorityBackground}))
 }
 
 // scope is what one request may see: one reseller's data.

@@ -224,6 +224,55 @@ type usageQuery struct {
 	// shift, for month periods in a zone whose months are not UTC months,
 	// reads usage_1mo anyway (see monthShift). Sums only: no distinct users.
 	shift *monthShift
+	// level, when set, overrides the tables the query's dimensions and
+	// filters would pick (see usageQuery.tables); tests compare levels.
+	level usageLevel
+}
+
+// usageLevel is how fine the keys of the usage tables read are.
+type usageLevel int
+
+const (
+	levelAuto     usageLevel = iota // the coarsest that answers the query
+	levelModel                      // usage_15m, usage_1d, usage_1mo: organization, model, language
+	levelOrg                        // usage_org_1d, usage_org_1mo: organization
+	levelReseller                   // usage_reseller_15m: the reseller only
+)
+
+// usageTables names the tables of one level: short ranges come from
+// fine, the 15-minute buckets of partial days from byTime, whole UTC days
+// and months from day and month; cols is what a union part selects.
+type usageTables struct {
+	fine, byTime, day, month string
+	cols                     string
+}
+
+var levelTables = map[usageLevel]usageTables{
+	levelModel: {"usage_15m", "usage_15m_by_time", "usage_1d", "usage_1mo",
+		"reseller_id, org_id, %s, model, language, jobs_completed, jobs_failed, media_ms, processing_ms, users"},
+	levelOrg: {"usage_15m", "usage_15m_by_time", "usage_org_1d", "usage_org_1mo",
+		"reseller_id, org_id, %s, jobs_completed, jobs_failed, media_ms, processing_ms, users"},
+}
+
+// tables picks the level: without model or language in the group-by or
+// filters the organization tables do, and without any group-by or filter
+// the reseller's own buckets (a few thousand rows a month, in any zone).
+func (u usageQuery) tables() usageLevel {
+	if u.level != levelAuto {
+		return u.level
+	}
+	if len(u.models)+len(u.languages) > 0 {
+		return levelModel
+	}
+	for _, d := range u.groupBy {
+		if d != "organization" {
+			return levelModel
+		}
+	}
+	if len(u.groupBy)+len(u.orgs)+len(u.plans) == 0 {
+		return levelReseller
+	}
+	return levelOrg
 }
 
 // monthShift: each UTC month row of usage_1mo in [from, to) counts in the
@@ -309,16 +358,23 @@ func (u usageQuery) build() (string, []any) {
 	if u.users {
 		users = usersColumn
 	}
-	if u.shift != nil {
-		return u.buildShifted(sel, group)
+	level := u.tables()
+	if u.shift != nil && level != levelReseller {
+		return u.buildShifted(sel, group, levelTables[level])
 	}
 	head := "SELECT " + strings.Join(append(sel, usageColumns+users), ",\n    ")
 	var sql string
-	if len(u.days)+len(u.months) == 0 {
+	switch {
+	case level == levelReseller:
 		b := u.filters("bucket >= ?", u.from, "bucket < ?", u.to)
 		args = append(args, b.args...)
-		sql = head + "\nFROM usage_15m\nWHERE " + b.clause()
-	} else {
+		sql = head + "\nFROM usage_reseller_15m\nWHERE " + b.clause()
+	case len(u.days)+len(u.months) == 0:
+		b := u.filters("bucket >= ?", u.from, "bucket < ?", u.to)
+		args = append(args, b.args...)
+		sql = head + "\nFROM " + levelTables[level].fine + "\nWHERE " + b.clause()
+	default:
+		t := levelTables[level]
 		// Whole months from usage_1mo, whole days from usage_1d, the
 		// buckets of the other days from usage_15m: each bucket counted once.
 		cover := func(col string, rs [][2]time.Time) (string, []any) {
@@ -330,12 +386,12 @@ func (u usageQuery) build() (string, []any) {
 			}
 			return "(" + strings.Join(conds, " OR ") + ")", args
 		}
-		const cols = "reseller_id, org_id, %s, model, language, jobs_completed, jobs_failed, media_ms, processing_ms, users"
+		cols := t.cols
 		var parts []string
 		for _, p := range []struct {
 			table, col string
 			ranges     [][2]time.Time
-		}{{"usage_1mo", "month", u.months}, {"usage_1d", "day", u.days}} {
+		}{{t.month, "month", u.months}, {t.day, "day", u.days}} {
 			if len(p.ranges) == 0 {
 				continue
 			}
@@ -351,7 +407,7 @@ func (u usageQuery) build() (string, []any) {
 			cond, cargs := cover("bucket", rest)
 			b := u.filters(append([]any{cond}, cargs...)...)
 			args = append(args, b.args...)
-			parts = append(parts, "SELECT "+strings.Replace(cols, "%s", "bucket", 1)+"\n    FROM usage_15m_by_time\n    WHERE "+
+			parts = append(parts, "SELECT "+strings.Replace(cols, "%s", "bucket", 1)+"\n    FROM "+t.byTime+"\n    WHERE "+
 				strings.ReplaceAll(b.clause(), "\n", "\n    "))
 		}
 		sql = head + "\nFROM (\n    " + strings.Join(parts, "\n    UNION ALL\n    ") + "\n)"
@@ -362,7 +418,7 @@ func (u usageQuery) build() (string, []any) {
 	return sql, args
 }
 
-func (u usageQuery) buildShifted(sel, group []string) (string, []any) {
+func (u usageQuery) buildShifted(sel, group []string, t usageTables) (string, []any) {
 	var zones []string
 	var zargs []any
 	for _, z := range u.shift.zones {
@@ -385,10 +441,10 @@ func (u usageQuery) buildShifted(sel, group []string) (string, []any) {
 		return "SELECT " + strings.Replace(key, "bucket", period, 1) + " AS period, " + dims + sign + " AS sign,\n        " + vals +
 			"\n    FROM " + table + "\n    WHERE " + strings.ReplaceAll(b.clause(), "\n", "\n    ")
 	}
-	months := part("month + 15 * 86400", "toInt8(1)", "usage_1mo", u.filters("month >= ?", u.shift.from, "month < ?", u.shift.to))
-	add := part("bucket", "toInt8(1)", "usage_15m_by_time",
+	months := part("month + 15 * 86400", "toInt8(1)", t.month, u.filters("month >= ?", u.shift.from, "month < ?", u.shift.to))
+	add := part("bucket", "toInt8(1)", t.byTime,
 		u.filters(append([]any{inZones}, zargs...)...).and("bucket >= ?", u.from).and("bucket < ?", u.to))
-	sub := part(utcMonth+" + 15 * 86400", "toInt8(-1)", "usage_15m_by_time",
+	sub := part(utcMonth+" + 15 * 86400", "toInt8(-1)", t.byTime,
 		u.filters(append([]any{inZones}, zargs...)...).and("bucket >= ?", u.shift.from).and("bucket < ?", u.shift.to))
 	out := append([]string{"period"}, sel[1:]...)
 	out = append(out, `toUInt64(sum(sign * v_media)) AS media_ms,

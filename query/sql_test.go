@@ -98,11 +98,53 @@ func TestUsageQueryBuild(t *testing.T) {
     sumMerge(jobs_failed) AS jobs_failed,
     sumMerge(processing_ms) AS processing_ms,
     toUInt64(0) AS distinct_users
+FROM usage_reseller_15m
+WHERE reseller_id = ?
+  AND bucket >= ?
+  AND bucket < ?`,
+			wantArgs: []any{"r1", from, to},
+		},
+		{
+			name: "totals forced to the model level",
+			q:    usageQuery{reseller: "r1", from: from, to: to, level: levelModel},
+			wantSQL: `SELECT sumMerge(media_ms) AS media_ms,
+    sumMerge(jobs_completed) AS jobs_completed,
+    sumMerge(jobs_failed) AS jobs_failed,
+    sumMerge(processing_ms) AS processing_ms,
+    toUInt64(0) AS distinct_users
 FROM usage_15m
 WHERE reseller_id = ?
   AND bucket >= ?
   AND bucket < ?`,
 			wantArgs: []any{"r1", from, to},
+		},
+		{
+			name: "by organization: whole days from usage_org_1d",
+			q: usageQuery{reseller: "r1", from: from, to: to, granularity: "day", tz: "UTC", groupBy: []string{"organization"}, plans: []string{"pro"}, users: true,
+				days: [][2]time.Time{{from, from.Add(12 * time.Hour)}}},
+			wantSQL: `SELECT toUInt32(toStartOfDay(bucket, ?)) AS period,
+    org_id,
+    sumMerge(media_ms) AS media_ms,
+    sumMerge(jobs_completed) AS jobs_completed,
+    sumMerge(jobs_failed) AS jobs_failed,
+    sumMerge(processing_ms) AS processing_ms,
+    uniqExactMerge(users) AS distinct_users
+FROM (
+    SELECT reseller_id, org_id, day AS bucket, jobs_completed, jobs_failed, media_ms, processing_ms, users
+    FROM usage_org_1d
+    WHERE reseller_id = ?
+      AND ((day >= ? AND day < ?))
+      AND org_id IN (SELECT org_id FROM organizations FINAL WHERE reseller_id = ? AND plan IN (SELECT arrayJoin(?)))
+    UNION ALL
+    SELECT reseller_id, org_id, bucket, jobs_completed, jobs_failed, media_ms, processing_ms, users
+    FROM usage_15m_by_time
+    WHERE reseller_id = ?
+      AND ((bucket >= ? AND bucket < ?))
+      AND org_id IN (SELECT org_id FROM organizations FINAL WHERE reseller_id = ? AND plan IN (SELECT arrayJoin(?)))
+)
+GROUP BY period, org_id
+ORDER BY period, org_id`,
+			wantArgs: []any{"UTC", "r1", from, from.Add(12 * time.Hour), "r1", []string{"pro"}, "r1", from.Add(12 * time.Hour), to, "r1", []string{"pro"}},
 		},
 		{
 			name: "by day in a zone, two dimensions, every filter",
@@ -435,6 +477,46 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 			}
 		}
 	}
+	// The organization and reseller tables against the model-level ones.
+	var coarse []string
+	for _, tz := range []string{"UTC", "Asia/Kathmandu", "America/New_York"} {
+		loc, err := loadZone(tz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range []string{"", "day", "month"} {
+			for _, v := range []struct {
+				name    string
+				groupBy []string
+				plans   []string
+				want    usageLevel
+			}{{"by org", []string{"organization"}, []string{"pro", "starter"}, levelOrg}, {"reseller", nil, nil, levelReseller}} {
+				uq := usageQuery{reseller: "r1", from: from, to: to, granularity: g, tz: tz, groupBy: v.groupBy, plans: v.plans, users: tz != "UTC"}
+				uq.months, uq.days = wholeSpans(from, to, g, loc)
+				if got := uq.tables(); got != v.want {
+					t.Errorf("%s %s %s: level %d, want %d", v.name, tz, g, got, v.want)
+				}
+				name := "coarse " + v.name + " " + tz + " " + g
+				sql, args := uq.build()
+				add(name, sql, args)
+				uq.level = levelModel
+				sql, args = uq.build()
+				add(name+" model level", sql, args)
+				coarse = append(coarse, name)
+				if g == "month" && tz != "UTC" {
+					zf, zt := floorPeriod(from, g, loc), floorPeriod(to, g, loc)
+					sums := usageQuery{reseller: "r1", from: zf.UTC(), to: zt.UTC(), granularity: g, tz: tz, groupBy: v.groupBy, plans: v.plans,
+						shift: shiftMonths(zf, zt, loc)}
+					sql, args = sums.build()
+					add(name+" shifted", sql, args)
+					sums.level, sums.shift = levelModel, nil
+					sql, args = sums.build()
+					add(name+" shifted model level", sql, args)
+					coarse = append(coarse, name+" shifted")
+				}
+			}
+		}
+	}
 	for _, zc := range zoneCases {
 		add("zones "+zc.tz+" "+zc.start.Format(time.DateOnly), zoneCheckSQL()+"", []any{zc.tz, zc.tz, zc.tz, zc.tz, uint32(zc.start.Unix()), zoneBuckets})
 	}
@@ -448,6 +530,11 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 	for _, name := range shifted {
 		if got, want := res[name+" shifted"].Rows, res[name].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
 			t.Errorf("%s: with usage_1mo moved %v, from usage_15m alone %v", name, got, want)
+		}
+	}
+	for _, name := range coarse {
+		if got, want := res[name].Rows, res[name+" model level"].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
+			t.Errorf("%s: %v, from the model-level tables %v", name, got, want)
 		}
 	}
 	for _, name := range hybrid {

@@ -138,6 +138,10 @@ func nextPeriod(p time.Time, granularity string, loc *time.Location) time.Time {
 	return time.Date(p.Year(), p.Month(), p.Day()+1, 0, 0, 0, 0, loc)
 }
 
+// longRange: usage queries over more days than this run at background
+// priority.
+const longRange = 62 * 24 * time.Hour
+
 // minWholeDays: fewer whole days than this are read from usage_15m alone.
 const minWholeDays = 3
 
@@ -456,6 +460,9 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 // a granularity.
 func (q *Query) scanUsage(ctx context.Context, uq usageQuery, dims int, fn func(period uint32, k groupKey, a agg)) error {
 	sql, args := uq.build()
+	if uq.to.Sub(uq.from) > longRange {
+		ctx = background(ctx)
+	}
 	rows, err := q.conn.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("usage: %w", err)

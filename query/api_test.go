@@ -182,6 +182,7 @@ func TestAPI(t *testing.T) {
 			{"organization_r2_o1", "r2", "/v1/organizations/o1", 200},
 			{"usage_r1_default", "r1", "/v1/usage", 200},
 			{"usage_r1_day_kolkata_by_org", "r1", "/v1/usage?from=2026-11-18&to=2026-11-21&tz=Asia/Kolkata&group_by=organization&metrics=minutes,jobs_completed,jobs_failed,failure_rate,distinct_users,avg_processing_ms", 200},
+			{"usage_r1_day_users", "r1", "/v1/usage?from=2026-11-17&to=2026-11-21&tz=America/New_York&metrics=minutes,distinct_users,jobs_completed", 200},
 			{"usage_r1_day_chatham", "r1", "/v1/usage?from=2026-11-19&to=2026-11-21&tz=Pacific/Chatham&metrics=minutes,jobs_completed", 200},
 			{"usage_r1_hour_kathmandu", "r1", "/v1/usage?granularity=hour&from=2026-11-19T17:00:00Z&to=2026-11-19T20:00:00Z&tz=Asia/Kathmandu&metrics=minutes", 200},
 			{"usage_r1_hour_new_york_dst", "r1", "/v1/usage?granularity=hour&from=2026-11-01T04:00:00Z&to=2026-11-01T08:00:00Z&tz=America/New_York&group_by=model&metrics=minutes,jobs_completed", 200},

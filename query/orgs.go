@@ -343,7 +343,7 @@ func (q *Query) orgUsers(ctx context.Context, reseller, id string) ([]orgUser, e
 func (q *Query) breakdown(ctx context.Context, s scope, org, dim string, from, to time.Time) ([]breakdown, error) {
 	out := []breakdown{}
 	uq := usageQuery{reseller: s.reseller, from: from.UTC(), to: to.UTC(), groupBy: []string{dim}, orgs: []string{org}}
-	err := q.scanUsage(ctx, uq, 1, func(_ uint32, k groupKey, a agg) {
+	_, err := q.scanUsage(ctx, uq, 1, func(_ uint32, k groupKey, a agg) {
 		out = append(out, breakdown{Name: k[0], Minutes: msToMinutes(a.mediaMS), Jobs: a.completed})
 	})
 	slices.SortStableFunc(out, func(a, b breakdown) int {

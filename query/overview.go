@@ -153,7 +153,7 @@ func (q *Query) minutes(ctx context.Context, s scope, from, to time.Time) (float
 	uq := usageQuery{reseller: s.reseller, from: from.UTC(), to: to.UTC()}
 	uq.months, uq.days = wholeSpans(from, to, "", s.loc)
 	var total uint64
-	err := q.scanUsage(ctx, uq, 0, func(_ uint32, _ groupKey, a agg) { total += a.mediaMS })
+	_, err := q.scanUsage(ctx, uq, 0, func(_ uint32, _ groupKey, a agg) { total += a.mediaMS })
 	if err != nil {
 		return 0, fmt.Errorf("usage minutes: %w", err)
 	}

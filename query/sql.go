@@ -224,6 +224,9 @@ type usageQuery struct {
 	// shift, for month periods in a zone whose months are not UTC months,
 	// reads usage_1mo anyway (see monthShift). Sums only: no distinct users.
 	shift *monthShift
+	// totals adds WITH TOTALS (needs a granularity): the totals row merges
+	// the periods' states, cheaper than a second scan for distinct users.
+	totals bool
 	// level, when set, overrides the tables the query's dimensions and
 	// filters would pick (see usageQuery.tables); tests compare levels.
 	level usageLevel
@@ -413,7 +416,11 @@ func (u usageQuery) build() (string, []any) {
 		sql = head + "\nFROM (\n    " + strings.Join(parts, "\n    UNION ALL\n    ") + "\n)"
 	}
 	if len(group) > 0 {
-		sql += "\nGROUP BY " + strings.Join(group, ", ") + "\nORDER BY " + strings.Join(group, ", ")
+		sql += "\nGROUP BY " + strings.Join(group, ", ")
+		if u.totals {
+			sql += " WITH TOTALS"
+		}
+		sql += "\nORDER BY " + strings.Join(group, ", ")
 	}
 	return sql, args
 }

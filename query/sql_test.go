@@ -105,6 +105,23 @@ WHERE reseller_id = ?
 			wantArgs: []any{"r1", from, to},
 		},
 		{
+			name: "series with its totals row",
+			q:    usageQuery{reseller: "r1", from: from, to: to, granularity: "day", tz: "UTC", users: true, totals: true},
+			wantSQL: `SELECT toUInt32(toStartOfDay(bucket, ?)) AS period,
+    sumMerge(media_ms) AS media_ms,
+    sumMerge(jobs_completed) AS jobs_completed,
+    sumMerge(jobs_failed) AS jobs_failed,
+    sumMerge(processing_ms) AS processing_ms,
+    uniqExactMerge(users) AS distinct_users
+FROM usage_reseller_15m
+WHERE reseller_id = ?
+  AND bucket >= ?
+  AND bucket < ?
+GROUP BY period WITH TOTALS
+ORDER BY period`,
+			wantArgs: []any{"UTC", "r1", from, to},
+		},
+		{
 			name: "totals forced to the model level",
 			q:    usageQuery{reseller: "r1", from: from, to: to, level: levelModel},
 			wantSQL: `SELECT sumMerge(media_ms) AS media_ms,
@@ -491,7 +508,8 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 				plans   []string
 				want    usageLevel
 			}{{"by org", []string{"organization"}, []string{"pro", "starter"}, levelOrg}, {"reseller", nil, nil, levelReseller}} {
-				uq := usageQuery{reseller: "r1", from: from, to: to, granularity: g, tz: tz, groupBy: v.groupBy, plans: v.plans, users: tz != "UTC"}
+				uq := usageQuery{reseller: "r1", from: from, to: to, granularity: g, tz: tz, groupBy: v.groupBy, plans: v.plans, users: tz != "UTC",
+					totals: g != "" && len(v.groupBy) == 0 && tz != "UTC"}
 				uq.months, uq.days = wholeSpans(from, to, g, loc)
 				if got := uq.tables(); got != v.want {
 					t.Errorf("%s %s %s: level %d, want %d", v.name, tz, g, got, v.want)

@@ -335,16 +335,19 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	totals := map[groupKey]agg{}
 	var order []groupKey
 	g, gctx := errgroup.WithContext(ctx)
-	if base.users {
+	timed := base
+	timed.granularity = p.granularity
+	// Without a group-by, the series' WITH TOTALS row is the total.
+	timed.totals = base.users && len(p.groupBy) == 0 && p.granularity != ""
+	if base.users && !timed.totals {
 		g.Go(func() error {
-			return q.scanUsage(gctx, base, len(p.groupBy), func(_ uint32, k groupKey, a agg) {
+			_, err := q.scanUsage(gctx, base, len(p.groupBy), func(_ uint32, k groupKey, a agg) {
 				totals[k] = a
 				order = append(order, k)
 			})
+			return err
 		})
 	}
-	timed := base
-	timed.granularity = p.granularity
 	if p.granularity == "month" && !base.users && len(base.months) == 0 {
 		timed.shift = shiftMonths(p.from, p.to, s.loc)
 	}
@@ -355,9 +358,14 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	}
 	var timedRows []timedRow
 	g.Go(func() error {
-		return q.scanUsage(gctx, timed, len(p.groupBy), func(key uint32, k groupKey, a agg) {
+		total, err := q.scanUsage(gctx, timed, len(p.groupBy), func(key uint32, k groupKey, a agg) {
 			timedRows = append(timedRows, timedRow{key, k, a})
 		})
+		if timed.totals && len(timedRows) > 0 {
+			totals[groupKey{}] = total
+			order = append(order, groupKey{})
+		}
+		return err
 	})
 	if err := g.Wait(); err != nil {
 		return usageResponse{}, err
@@ -457,33 +465,36 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 }
 
 // scanUsage runs a usage query and calls fn per row; period is 0 without
-// a granularity.
-func (q *Query) scanUsage(ctx context.Context, uq usageQuery, dims int, fn func(period uint32, k groupKey, a agg)) error {
+// a granularity. With uq.totals it returns the WITH TOTALS row.
+func (q *Query) scanUsage(ctx context.Context, uq usageQuery, dims int, fn func(period uint32, k groupKey, a agg)) (agg, error) {
+	var total agg
 	sql, args := uq.build()
 	if uq.to.Sub(uq.from) > longRange {
 		ctx = background(ctx)
 	}
 	rows, err := q.conn.Query(ctx, sql, args...)
 	if err != nil {
-		return fmt.Errorf("usage: %w", err)
+		return total, fmt.Errorf("usage: %w", err)
 	}
 	defer rows.Close()
+	dest := func(period *uint32, k *groupKey, a *agg) []any {
+		var d []any
+		if uq.granularity != "" {
+			d = append(d, period)
+		}
+		for i := range dims {
+			d = append(d, &k[i])
+		}
+		return append(d, &a.mediaMS, &a.completed, &a.failed, &a.processingMS, &a.users)
+	}
 	for rows.Next() {
 		var (
 			period uint32
 			k      groupKey
 			a      agg
-			dest   []any
 		)
-		if uq.granularity != "" {
-			dest = append(dest, &period)
-		}
-		for i := range dims {
-			dest = append(dest, &k[i])
-		}
-		dest = append(dest, &a.mediaMS, &a.completed, &a.failed, &a.processingMS, &a.users)
-		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("usage: %w", err)
+		if err := rows.Scan(dest(&period, &k, &a)...); err != nil {
+			return total, fmt.Errorf("usage: %w", err)
 		}
 		if uq.granularity == "" && dims == 0 && a.completed == 0 && a.failed == 0 && a.mediaMS == 0 && a.users == 0 {
 			continue // the empty aggregate of no rows
@@ -491,9 +502,16 @@ func (q *Query) scanUsage(ctx context.Context, uq usageQuery, dims int, fn func(
 		fn(period, k, a)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("usage: %w", err)
+		return total, fmt.Errorf("usage: %w", err)
 	}
-	return nil
+	if uq.totals {
+		var period uint32
+		var k groupKey
+		if err := rows.Totals(dest(&period, &k, &total)...); err != nil {
+			return total, fmt.Errorf("usage totals: %w", err)
+		}
+	}
+	return total, nil
 }
 
 func nonNil(s []string) []string {

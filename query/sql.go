@@ -255,6 +255,8 @@ var levelTables = map[usageLevel]usageTables{
 		"reseller_id, org_id, %s, model, language, jobs_completed, jobs_failed, media_ms, processing_ms, users"},
 	levelOrg: {"usage_15m", "usage_15m_by_time", "usage_org_1d", "usage_org_1mo",
 		"reseller_id, org_id, %s, jobs_completed, jobs_failed, media_ms, processing_ms, users"},
+	// Every range of the reseller's buckets is small: no coarser tables.
+	levelReseller: {fine: "usage_reseller_15m"},
 }
 
 // tables picks the level: without model or language in the group-by or
@@ -372,11 +374,7 @@ func (u usageQuery) build() (string, []any) {
 	head := "SELECT " + strings.Join(append(sel, usageColumns+users), ",\n    ")
 	var sql string
 	switch {
-	case level == levelReseller:
-		b := u.filters("bucket >= ?", u.from, "bucket < ?", u.to)
-		args = append(args, b.args...)
-		sql = head + "\nFROM usage_reseller_15m\nWHERE " + b.clause()
-	case len(u.days)+len(u.months) == 0:
+	case level == levelReseller || len(u.days)+len(u.months) == 0:
 		b := u.filters("bucket >= ?", u.from, "bucket < ?", u.to)
 		args = append(args, b.args...)
 		sql = head + "\nFROM " + levelTables[level].fine + "\nWHERE " + b.clause()

@@ -514,6 +514,13 @@ SELECT reseller_id, org_id, month,
 FROM usage_1mo
 WHERE month >= ? AND month < ?
 GROUP BY reseller_id, org_id, month`, true},
+	{"org_user_months", `INSERT INTO org_user_months (reseller_id, month, org_id, user_id, first_at, last_at)
+SELECT reseller_id, toStartOfDay(t, 'UTC') - (toDayOfMonth(t, 'UTC') - 1) * 86400 AS month, org_id, user_id,
+    minState(t), maxState(t)
+FROM jobs
+ARRAY JOIN if(status IN ('completed', 'failed'), [created_at, updated_at], [created_at]) AS t
+WHERE created_at >= ? AND created_at < ?
+GROUP BY reseller_id, month, org_id, user_id`, true},
 }
 
 func (ds *Dataset) derive(ctx context.Context, progress func(string)) error {

@@ -15,7 +15,7 @@ import (
 )
 
 // TestMigrationsBackfillNewReadModels upgrades a database that holds events
-// from before migrations 0011 to 0013: the read models they add must hold
+// from before migrations 0011 to 0014: the read models they add must hold
 // exactly what their materialized views would have made of those events.
 func TestMigrationsBackfillNewReadModels(t *testing.T) {
 	ch := testenv.ClickHouse(t)
@@ -101,6 +101,9 @@ func TestMigrationsBackfillNewReadModels(t *testing.T) {
 		{"usage_org_1mo sums usage_15m by organization and month",
 			"SELECT reseller_id, org_id, month, sumMerge(jobs_created), sumMerge(jobs_failed), sumMerge(media_ms), uniqExactMerge(users) FROM usage_org_1mo GROUP BY reseller_id, org_id, month ORDER BY reseller_id, org_id, month",
 			"SELECT reseller_id, org_id, toDateTime(toStartOfMonth(bucket)) AS month, sumMerge(jobs_created), sumMerge(jobs_failed), sumMerge(media_ms), uniqExactMerge(users) FROM usage_15m GROUP BY reseller_id, org_id, month ORDER BY reseller_id, org_id, month"},
+		{"org_user_months has each user's first and last job event of the month",
+			"SELECT reseller_id, month, org_id, user_id, minMerge(first_at), maxMerge(last_at) FROM org_user_months GROUP BY reseller_id, month, org_id, user_id ORDER BY reseller_id, month, org_id, user_id",
+			"SELECT reseller_id, toDateTime(toStartOfMonth(time)) AS month, org_id, user_id, min(time), max(time) FROM events WHERE type IN ('job.created', 'job.completed', 'job.failed') GROUP BY reseller_id, month, org_id, user_id ORDER BY reseller_id, month, org_id, user_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, want := dump(t, conn, tc.got), dump(t, conn, tc.want)

@@ -285,11 +285,11 @@ func (u usageQuery) tables() usageLevel {
 }
 
 // monthShift: each UTC month row of usage_1mo in [from, to) counts in the
-// period holding the month's 16th; the buckets of the zones (the UTC days
-// holding a period boundary) are moved to their own period: subtracted from
-// their UTC month's period (when that month is read) and added to theirs
-// (when within the query's range). Every other bucket of those months lies
-// in its month's period already.
+// period holding the month's 16th; the buckets of the zones (from each
+// local month start to the UTC month start next to it) are moved to their
+// own period: subtracted from their UTC month's period (when that month is
+// read) and added to theirs (when within the query's range). Every other
+// bucket of those months lies in its month's period already.
 type monthShift struct {
 	from, to time.Time // the UTC months read from usage_1mo
 	zones    [][2]time.Time
@@ -435,6 +435,9 @@ func (u usageQuery) buildShifted(sel, group []string, t usageTables) (string, []
 		zargs = append(zargs, z[0], z[1])
 	}
 	inZones := "(" + strings.Join(zones, " OR ") + ")"
+	if len(zones) == 0 { // months that are the zone's months
+		inZones = "0"
+	}
 	const vals = `finalizeAggregation(media_ms) AS v_media, finalizeAggregation(jobs_completed) AS v_completed,
         finalizeAggregation(jobs_failed) AS v_failed, finalizeAggregation(processing_ms) AS v_processing`
 	dims := ""
@@ -451,17 +454,27 @@ func (u usageQuery) buildShifted(sel, group []string, t usageTables) (string, []
 			"\n    FROM " + table + "\n    WHERE " + strings.ReplaceAll(b.clause(), "\n", "\n    ")
 	}
 	months := part("month + 15 * 86400", "toInt8(1)", t.month, u.filters("month >= ?", u.shift.from, "month < ?", u.shift.to))
-	add := part("bucket", "toInt8(1)", t.byTime,
-		u.filters(append([]any{inZones}, zargs...)...).and("bucket >= ?", u.from).and("bucket < ?", u.to))
-	sub := part(utcMonth+" + 15 * 86400", "toInt8(-1)", t.byTime,
-		u.filters(append([]any{inZones}, zargs...)...).and("bucket >= ?", u.shift.from).and("bucket < ?", u.shift.to))
+	// The zones' buckets, read once: each is added to its own period (when
+	// within the query's range) and subtracted from its UTC month's (when
+	// that month is read).
+	b := u.filters(append([]any{inZones}, zargs...)...)
+	args = append(args, u.tz, u.from, u.to, u.tz, u.shift.from, u.shift.to)
+	args = append(args, b.args...)
+	zoned := "SELECT tupleElement(ps, 1) AS period, " + dims + "tupleElement(ps, 2) AS sign,\n        " + vals + `
+    FROM (
+        SELECT *, arrayJoin(arrayFilter(x -> tupleElement(x, 2) != 0, [
+            tuple(` + key + `, if(bucket >= ? AND bucket < ?, toInt8(1), toInt8(0))),
+            tuple(` + strings.Replace(key, "bucket", utcMonth+" + 15 * 86400", 1) + `, if(bucket >= ? AND bucket < ?, toInt8(-1), toInt8(0)))])) AS ps
+        FROM ` + t.byTime + `
+        WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n        ") + `
+    )`
 	out := append([]string{"period"}, sel[1:]...)
 	out = append(out, `toUInt64(sum(sign * v_media)) AS media_ms,
     toUInt64(sum(sign * v_completed)) AS jobs_completed,
     toUInt64(sum(sign * v_failed)) AS jobs_failed,
     toUInt64(sum(sign * v_processing)) AS processing_ms,
     `+noUsersColumn)
-	sql := "SELECT " + strings.Join(out, ",\n    ") + "\nFROM (\n    " + months + "\n    UNION ALL\n    " + add + "\n    UNION ALL\n    " + sub +
+	sql := "SELECT " + strings.Join(out, ",\n    ") + "\nFROM (\n    " + months + "\n    UNION ALL\n    " + zoned +
 		"\n)\nGROUP BY " + strings.Join(group, ", ") + "\nORDER BY " + strings.Join(group, ", ")
 	return sql, args
 }
@@ -575,4 +588,59 @@ LIMIT ?, ?`
 	args = append(args, o.reseller)
 	args = append(args, uargs...)
 	return sql, append(args, o.reseller, o.offset, o.limit)
+}
+
+// userMonthsQuery counts distinct users per period of months, or over the
+// whole range, per organization or for the reseller, from org_user_months.
+// The range's bounds and the periods' are local month starts; each UTC
+// month read holds at most one of them (see userMonthsOf), so a user of
+// the month counts in the period before it when first seen before it, and
+// in the period after it when last seen at or after it.
+type userMonthsQuery struct {
+	usage  usageQuery // reseller, from, to, organization group-by, filters
+	months []userMonth
+}
+
+// userMonth is one UTC month of a userMonthsQuery: the boundary inside it
+// (its end when none) and the period keys of its parts before and after
+// the boundary (0: outside the range).
+type userMonth struct {
+	start, boundary time.Time
+	before, after   uint32
+}
+
+func (q userMonthsQuery) build() (string, []any) {
+	var starts, bounds, before, after []uint32
+	for _, m := range q.months {
+		starts = append(starts, uint32(m.start.Unix()))
+		bounds = append(bounds, uint32(m.boundary.Unix()))
+		before = append(before, m.before)
+		after = append(after, m.after)
+	}
+	group, org := "period", ""
+	if len(q.usage.groupBy) > 0 {
+		group, org = "period, org_id", "org_id, "
+	}
+	var from, to time.Time
+	if len(q.months) > 0 {
+		from, to = q.months[0].start, q.months[len(q.months)-1].start.AddDate(0, 1, 0)
+	}
+	b := q.usage.filters("month >= ?", from, "month < ?", to)
+	args := append([]any{starts, bounds, before, after}, b.args...)
+	return `SELECT ` + group + `, uniqExact(user_id) AS distinct_users
+FROM (
+    SELECT ` + org + `user_id,
+        arrayJoin(arrayFilter(p -> p != 0, [
+            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0),
+            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0)])) AS period
+    FROM (
+        SELECT org_id, user_id, first_at, last_at, indexOf(?, toUInt32(month)) AS i,
+            toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,
+            toUInt32(arrayElement(?, i)) AS after
+        FROM org_user_months
+        WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n        ") + `
+    )
+)
+GROUP BY ` + group + `
+ORDER BY ` + group, args
 }

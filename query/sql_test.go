@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -388,7 +389,28 @@ func TestTimeZoneBuckets(t *testing.T) {
 // testSQLOnChDB runs every query the API issues, on the fixture's events,
 // on ClickHouse 18.16 and on current ClickHouse (chDB), and compares.
 func testSQLOnChDB(t *testing.T, env *apiEnv) {
-	setup := eventsInserts(t, env.ch)
+	// Copies of r1's completed jobs on both sides of each UTC month start,
+	// within a day: the buckets that zones move to another month. Their
+	// users are new: one per UTC month at the whole and half hours, so
+	// seen on both sides of a zone's month start, one per event otherwise
+	// (Kathmandu's month starts at -5h45m).
+	edges := []string{"-13h", "-11h15m", "-5h45m", "-5h30m", "-1h", "-15m", "30m", "4h45m", "12h"}
+	var edgeTimes []string
+	for _, m := range []time.Time{time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)} {
+		for _, e := range edges {
+			d, err := time.ParseDuration(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			edgeTimes = append(edgeTimes, strconv.FormatInt(m.Add(d).Unix(), 10))
+		}
+	}
+	setup := append(eventsInserts(t, env.ch), `INSERT INTO events (id, type, source, time, time_ms, reseller_id, org_id, data, job_id, user_id, model, language, created_at, media_ms)
+SELECT concat(id, '-edge-', toString(t)), type, source, toDateTime(t), t * 1000, reseller_id, org_id, data, job_id,
+    concat(user_id, '-edge-', if(t % 1800 = 0, toString(toStartOfMonth(toDateTime(t))), toString(t))), model, language, created_at, media_ms
+FROM events ARRAY JOIN [`+strings.Join(edgeTimes, ", ")+`] AS t
+WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 	ch := testenv.ClickHouse(t) // a second, empty database: setup fills it
 	from, to := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	month := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -539,6 +561,48 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 			}
 		}
 	}
+	// Distinct users by month from org_user_months against the day states.
+	var userMonths []string
+	for _, tz := range []string{"UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Pacific/Chatham"} {
+		loc, err := loadZone(tz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zf, zt := floorPeriod(from, "month", loc), floorPeriod(to, "month", loc)
+		for _, g := range []string{"", "month"} {
+			for _, v := range []struct {
+				name    string
+				groupBy []string
+				orgs    []string
+				plans   []string
+			}{{"by org", []string{"organization"}, nil, nil}, {"reseller", nil, nil, nil},
+				{"by org filtered", []string{"organization"}, []string{"o1", "o2"}, []string{"pro", "starter"}}} {
+				uq := usageQuery{reseller: "r1", from: zf.UTC(), to: zt.UTC(), granularity: g, tz: tz, groupBy: v.groupBy, orgs: v.orgs, plans: v.plans, users: true}
+				months, ok := userMonthsOf(zf, zt, g, loc)
+				if !ok {
+					t.Fatalf("%s %s: no user months", tz, g)
+				}
+				name := "user months " + v.name + " " + tz + " " + g
+				sql, args := userMonthsQuery{usage: uq, months: months}.build()
+				org := "''"
+				if len(v.groupBy) > 0 {
+					org = "org_id"
+				}
+				period := "period"
+				if g == "" {
+					period = "1"
+				}
+				wrap := func(sql string) string {
+					return "SELECT toUInt32(" + period + ") AS p, " + org + " AS o, toUInt64(distinct_users) AS u FROM (\n" + sql + "\n) ORDER BY p, o"
+				}
+				add(name, wrap(sql), args)
+				uq.level = levelOrg
+				sql, args = uq.build()
+				add(name+" from day states", wrap(sql), args)
+				userMonths = append(userMonths, name)
+			}
+		}
+	}
 	for _, zc := range zoneCases {
 		add("zones "+zc.tz+" "+zc.start.Format(time.DateOnly), zoneCheckSQL()+"", []any{zc.tz, zc.tz, zc.tz, zc.tz, uint32(zc.start.Unix()), zoneBuckets})
 	}
@@ -557,6 +621,11 @@ func testSQLOnChDB(t *testing.T, env *apiEnv) {
 	for _, name := range coarse {
 		if got, want := res[name].Rows, res[name+" model level"].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
 			t.Errorf("%s: %v, from the model-level tables %v", name, got, want)
+		}
+	}
+	for _, name := range userMonths {
+		if got, want := res[name].Rows, res[name+" from day states"].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
+			t.Errorf("%s: %v, from the day states %v", name, got, want)
 		}
 	}
 	for _, name := range hybrid {
@@ -612,6 +681,173 @@ func TestKeySpecValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.spec.Validate(); (err == nil) != tc.ok {
 				t.Errorf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestShiftMonthsZones(t *testing.T) {
+	utc := func(s string) time.Time {
+		v, err := time.Parse("2006-01-02 15:04", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	cases := []struct {
+		name, tz string
+		from, to string // local month starts, as UTC
+		want     [][2]string
+	}{
+		{"east of UTC", "Asia/Kolkata", "2025-12-31 18:30", "2026-02-28 18:30",
+			[][2]string{{"2025-12-31 18:30", "2026-01-01 00:00"}, {"2026-01-31 18:30", "2026-02-01 00:00"}, {"2026-02-28 18:30", "2026-03-01 00:00"}}},
+		{"45-minute offset", "Asia/Kathmandu", "2026-05-31 18:15", "2026-07-31 18:15",
+			[][2]string{{"2026-05-31 18:15", "2026-06-01 00:00"}, {"2026-06-30 18:15", "2026-07-01 00:00"}, {"2026-07-31 18:15", "2026-08-01 00:00"}}},
+		{"west of UTC across DST", "America/New_York", "2026-02-01 05:00", "2026-04-01 04:00",
+			[][2]string{{"2026-02-01 00:00", "2026-02-01 05:00"}, {"2026-03-01 00:00", "2026-03-01 05:00"}, {"2026-04-01 00:00", "2026-04-01 04:00"}}},
+		{"UTC months in winter", "Europe/London", "2026-01-01 00:00", "2026-04-30 23:00",
+			[][2]string{{"2026-03-31 23:00", "2026-04-01 00:00"}, {"2026-04-30 23:00", "2026-05-01 00:00"}}},
+		{"UTC", "UTC", "2026-01-01 00:00", "2026-03-01 00:00", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			loc, err := loadZone(tc.tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sh := shiftMonths(utc(tc.from), utc(tc.to), loc)
+			if sh == nil {
+				t.Fatal("no shift")
+			}
+			var got [][2]string
+			for _, z := range sh.zones {
+				got = append(got, [2]string{z[0].Format("2006-01-02 15:04"), z[1].Format("2006-01-02 15:04")})
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("zones %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestUsageFinerThanMonths(t *testing.T) {
+	const day = 24 * time.Hour
+	from, to := time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	kolkata, err := loadZone("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	months, _ := wholeSpans(from, to, "month", time.UTC)
+	_, days := wholeSpans(from.Add(-330*time.Minute), to.Add(-330*time.Minute), "month", kolkata)
+	byOrg := []string{"organization"}
+	cases := []struct {
+		name       string
+		q          usageQuery
+		background bool
+	}{
+		{"13 UTC months from month rows", usageQuery{from: from, to: to, groupBy: byOrg, months: months}, false},
+		{"13 zone months moved from month rows", usageQuery{from: from, to: to, groupBy: byOrg,
+			shift: shiftMonths(from.Add(-330*time.Minute), to.Add(-330*time.Minute), kolkata)}, false},
+		{"13 zone months of day rows", usageQuery{from: from, to: to, groupBy: byOrg, users: true, days: days}, true},
+		{"the reseller's 15-minute rows", usageQuery{from: from, to: to, months: months}, true},
+		{"one month of 15-minute rows", usageQuery{from: to.Add(-30 * day), to: to, groupBy: byOrg}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.q.finerThanMonths() > longRange; got != tc.background {
+				t.Errorf("finerThanMonths() = %v: background %v, want %v", tc.q.finerThanMonths(), got, tc.background)
+			}
+		})
+	}
+}
+
+func TestUserMonthsQueryBuild(t *testing.T) {
+	oct, nov, dec := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	b := nov.Add(-330 * time.Minute)
+	q := userMonthsQuery{
+		usage:  usageQuery{reseller: "r1", groupBy: []string{"organization"}, plans: []string{"pro"}},
+		months: []userMonth{{oct, b, 20261001, 20261101}, {nov, dec, 20261101, 0}},
+	}
+	sql, args := q.build()
+	wantSQL := `SELECT period, org_id, uniqExact(user_id) AS distinct_users
+FROM (
+    SELECT org_id, user_id,
+        arrayJoin(arrayFilter(p -> p != 0, [
+            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0),
+            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0)])) AS period
+    FROM (
+        SELECT org_id, user_id, first_at, last_at, indexOf(?, toUInt32(month)) AS i,
+            toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,
+            toUInt32(arrayElement(?, i)) AS after
+        FROM org_user_months
+        WHERE reseller_id = ?
+          AND month >= ?
+          AND month < ?
+          AND org_id IN (SELECT org_id FROM organizations FINAL WHERE reseller_id = ? AND plan IN (SELECT arrayJoin(?)))
+    )
+)
+GROUP BY period, org_id
+ORDER BY period, org_id`
+	wantArgs := []any{
+		[]uint32{uint32(oct.Unix()), uint32(nov.Unix())}, []uint32{uint32(b.Unix()), uint32(dec.Unix())},
+		[]uint32{20261001, 20261101}, []uint32{20261101, 0}, "r1", oct, dec, "r1", []string{"pro"},
+	}
+	if sql != wantSQL {
+		t.Errorf("SQL:\n%s\nwant:\n%s", sql, wantSQL)
+	}
+	if !reflect.DeepEqual(args, wantArgs) {
+		t.Errorf("args %v, want %v", args, wantArgs)
+	}
+}
+
+func TestUserMonthsOf(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse("2006-01-02 15:04", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	type um struct {
+		start, boundary string
+		before, after   uint32
+	}
+	cases := []struct {
+		name, tz, granularity string
+		from, to              string
+		want                  []um
+	}{
+		{"east of UTC by month", "Asia/Kolkata", "month", "2026-09-30 18:30", "2026-11-30 18:30", []um{
+			{"2026-09-01 00:00", "2026-09-30 18:30", 0, 20261001},
+			{"2026-10-01 00:00", "2026-10-31 18:30", 20261001, 20261101},
+			{"2026-11-01 00:00", "2026-11-30 18:30", 20261101, 0},
+		}},
+		{"west of UTC over the range", "America/New_York", "", "2026-10-01 04:00", "2026-12-01 05:00", []um{
+			{"2026-10-01 00:00", "2026-10-01 04:00", 0, 1},
+			{"2026-11-01 00:00", "2026-12-01 00:00", 1, 0},
+			{"2026-12-01 00:00", "2026-12-01 05:00", 1, 0},
+		}},
+		{"UTC by month", "UTC", "month", "2026-10-01 00:00", "2026-12-01 00:00", []um{
+			{"2026-10-01 00:00", "2026-11-01 00:00", 20261001, 0},
+			{"2026-11-01 00:00", "2026-12-01 00:00", 20261101, 0},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			loc, err := loadZone(tc.tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			months, ok := userMonthsOf(at(tc.from), at(tc.to), tc.granularity, loc)
+			if !ok {
+				t.Fatal("not ok")
+			}
+			var got []um
+			for _, m := range months {
+				got = append(got, um{m.start.Format("2006-01-02 15:04"), m.boundary.UTC().Format("2006-01-02 15:04"), m.before, m.after})
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %v\nwant %v", got, tc.want)
 			}
 		})
 	}

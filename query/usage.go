@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,9 +139,29 @@ func nextPeriod(p time.Time, granularity string, loc *time.Location) time.Time {
 	return time.Date(p.Year(), p.Month(), p.Day()+1, 0, 0, 0, 0, loc)
 }
 
-// longRange: usage queries over more days than this run at background
-// priority.
+// longRange: usage queries reading more days than this from tables finer
+// than months run at background priority.
 const longRange = 62 * 24 * time.Hour
+
+// finerThanMonths is how much of the query's range it reads from day or
+// 15-minute rows rather than month rows.
+func (u usageQuery) finerThanMonths() time.Duration {
+	var d time.Duration
+	switch {
+	case u.tables() == levelReseller:
+		d = u.to.Sub(u.from)
+	case u.shift != nil:
+		for _, z := range u.shift.zones {
+			d += z[1].Sub(z[0])
+		}
+	default:
+		d = u.to.Sub(u.from)
+		for _, m := range u.months {
+			d -= m[1].Sub(m[0])
+		}
+	}
+	return d
+}
 
 // minWholeDays: fewer whole days than this are read from usage_15m alone.
 const minWholeDays = 3
@@ -191,8 +212,9 @@ func wholeSpans(from, to time.Time, granularity string, loc *time.Location) (mon
 }
 
 // shiftMonths is the monthShift of month periods [from, to) in loc: the
-// UTC months whose 16th lies in the range, and the UTC days holding the
-// range's month boundaries. Nil when fewer than two UTC months qualify.
+// UTC months whose 16th lies in the range, and the buckets between each of
+// the range's local month boundaries and the nearest UTC month start. Nil
+// when fewer than two UTC months qualify.
 func shiftMonths(from, to time.Time, loc *time.Location) *monthShift {
 	const day = 24 * time.Hour
 	var sh monthShift
@@ -211,13 +233,27 @@ func shiftMonths(from, to time.Time, loc *time.Location) *monthShift {
 	if n < 2 {
 		return nil
 	}
+	// The buckets between a local month start and its UTC month start are
+	// the only ones the UTC month rows put in the wrong period.
+	const bucket = 15 * time.Minute
 	for p := floorPeriod(from, "month", loc); !p.After(to); p = nextPeriod(p, "month", loc) {
-		d := p.UTC().Truncate(day)
-		if k := len(sh.zones); k > 0 && !sh.zones[k-1][1].Before(d) {
-			sh.zones[k-1][1] = d.Add(day)
+		l := p.In(loc)
+		lo, hi := p.UTC(), time.Date(l.Year(), l.Month(), 1, 0, 0, 0, 0, time.UTC)
+		if hi.Before(lo) {
+			lo, hi = hi, lo
+		}
+		lo = lo.Truncate(bucket)
+		if t := hi.Truncate(bucket); t.Before(hi) {
+			hi = t.Add(bucket)
+		}
+		if !lo.Before(hi) {
 			continue
 		}
-		sh.zones = append(sh.zones, [2]time.Time{d, d.Add(day)})
+		if k := len(sh.zones); k > 0 && !sh.zones[k-1][1].Before(lo) {
+			sh.zones[k-1][1] = hi
+			continue
+		}
+		sh.zones = append(sh.zones, [2]time.Time{lo, hi})
 	}
 	return &sh
 }
@@ -326,9 +362,9 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 		orgs: p.orgs, models: p.models, languages: p.languages, plans: p.plans,
 		users: slices.Contains(p.metrics, "distinct_users"),
 	}
-	// The totals query (no period) and the series read whole days the same
-	// way when every day is whole in its period.
-	base.months, base.days = wholeSpans(p.from, p.to, p.granularity, s.loc)
+	// The totals query (no period) reads every whole UTC month and day in
+	// the range; the series only those inside one of its periods.
+	base.months, base.days = wholeSpans(p.from, p.to, "", s.loc)
 	// Totals per group rank the groups. Exact distinct users need their own
 	// query over the whole range (run alongside the series); the other
 	// metrics add up from the series.
@@ -337,6 +373,32 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	g, gctx := errgroup.WithContext(ctx)
 	timed := base
 	timed.granularity = p.granularity
+	timed.months, timed.days = wholeSpans(p.from, p.to, p.granularity, s.loc)
+	// Distinct users by month without model or language come from
+	// org_user_months, and the other metrics from sums alone.
+	var seriesUsers, totalUsers map[groupKey]uint64
+	if base.users && p.granularity == "month" && base.tables() != levelModel {
+		seriesMonths, ok1 := userMonthsOf(p.from, p.to, "month", s.loc)
+		rangeMonths, ok2 := userMonthsOf(p.from, p.to, "", s.loc)
+		if ok1 && ok2 {
+			base.users, timed.users = false, false
+			seriesUsers, totalUsers = map[groupKey]uint64{}, map[groupKey]uint64{}
+			for _, v := range []struct {
+				months []userMonth
+				into   map[groupKey]uint64
+				series bool
+			}{{seriesMonths, seriesUsers, true}, {rangeMonths, totalUsers, false}} {
+				g.Go(func() error {
+					return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: v.months}, func(period uint32, k groupKey, n uint64) {
+						if v.series {
+							k[1] = strconv.FormatUint(uint64(period), 10)
+						}
+						v.into[k] = n
+					})
+				})
+			}
+		}
+	}
 	// Without a group-by, the series' WITH TOTALS row is the total.
 	timed.totals = base.users && len(p.groupBy) == 0 && p.granularity != ""
 	if base.users && !timed.totals {
@@ -348,7 +410,7 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 			return err
 		})
 	}
-	if p.granularity == "month" && !base.users && len(base.months) == 0 {
+	if p.granularity == "month" && !timed.users && len(timed.months) == 0 {
 		timed.shift = shiftMonths(p.from, p.to, s.loc)
 	}
 	type timedRow struct {
@@ -370,6 +432,19 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	if err := g.Wait(); err != nil {
 		return usageResponse{}, err
 	}
+	if seriesUsers != nil {
+		seen := map[groupKey]bool{}
+		for i, r := range timedRows {
+			k := groupKey{r.k[0], strconv.FormatUint(uint64(r.key), 10)}
+			timedRows[i].a.users, seen[k] = seriesUsers[k], true
+		}
+		for k, n := range seriesUsers { // users with no usage rows: none expected
+			if !seen[k] {
+				period, _ := strconv.ParseUint(k[1], 10, 32)
+				timedRows = append(timedRows, timedRow{uint32(period), groupKey{k[0]}, agg{users: n}})
+			}
+		}
+	}
 	if !base.users {
 		for _, r := range timedRows {
 			t, ok := totals[r.k]
@@ -378,6 +453,18 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 			}
 			t.add(r.a)
 			totals[r.k] = t
+		}
+	}
+	if totalUsers != nil {
+		for k := range totalUsers {
+			if _, ok := totals[k]; !ok {
+				order = append(order, k)
+			}
+		}
+		for _, k := range order {
+			t := totals[k]
+			t.users, t.usersUnknown = totalUsers[k], false
+			totals[k] = t
 		}
 	}
 	slices.SortStableFunc(order, func(a, b groupKey) int {
@@ -464,12 +551,91 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	return resp, nil
 }
 
+// scanUserMonths runs a userMonthsQuery and calls fn per row; period is
+// 1 for the whole range.
+func (q *Query) scanUserMonths(ctx context.Context, uq userMonthsQuery, fn func(period uint32, k groupKey, n uint64)) error {
+	sql, args := uq.build()
+	rows, err := q.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("distinct users: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			period uint32
+			k      groupKey
+			n      uint64
+		)
+		dest := []any{&period, &n}
+		if len(uq.usage.groupBy) > 0 {
+			dest = []any{&period, &k[0], &n}
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("distinct users: %w", err)
+		}
+		fn(period, k, n)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("distinct users: %w", err)
+	}
+	return nil
+}
+
+// userMonthsOf lists the UTC months that [from, to) (local month starts)
+// touches, each with the one period boundary inside it (the range's
+// bounds without a granularity, every local month start with "month").
+// False when a month holds two: no zone's month starts drift that far.
+func userMonthsOf(from, to time.Time, granularity string, loc *time.Location) ([]userMonth, bool) {
+	key := func(t time.Time) uint32 {
+		if t.Before(from) || !t.Before(to) {
+			return 0
+		}
+		if granularity == "" {
+			return 1
+		}
+		p := floorPeriod(t, "month", loc).In(loc)
+		return uint32(p.Year()*10000 + int(p.Month())*100 + p.Day())
+	}
+	bounds := []time.Time{from, to}
+	if granularity != "" {
+		bounds = nil
+		for p := from; !p.After(to); p = nextPeriod(p, granularity, loc) {
+			bounds = append(bounds, p)
+		}
+	}
+	f := from.UTC()
+	var out []userMonth
+	for m := time.Date(f.Year(), f.Month()-1, 1, 0, 0, 0, 0, time.UTC); m.Before(to); m = m.AddDate(0, 1, 0) {
+		end := m.AddDate(0, 1, 0)
+		if !end.After(from) {
+			continue
+		}
+		um := userMonth{start: m, boundary: end}
+		n := 0
+		for _, b := range bounds {
+			if b.After(m) && b.Before(end) {
+				um.boundary = b
+				n++
+			}
+		}
+		if n > 1 {
+			return nil, false
+		}
+		um.before = key(m)
+		if n == 1 {
+			um.after = key(um.boundary)
+		}
+		out = append(out, um)
+	}
+	return out, true
+}
+
 // scanUsage runs a usage query and calls fn per row; period is 0 without
 // a granularity. With uq.totals it returns the WITH TOTALS row.
 func (q *Query) scanUsage(ctx context.Context, uq usageQuery, dims int, fn func(period uint32, k groupKey, a agg)) (agg, error) {
 	var total agg
 	sql, args := uq.build()
-	if uq.to.Sub(uq.from) > longRange {
+	if uq.finerThanMonths() > longRange {
 		ctx = background(ctx)
 	}
 	rows, err := q.conn.Query(ctx, sql, args...)

@@ -657,6 +657,12 @@ func Literal(v any) (string, error) {
 			parts[i] = "'" + literalQuoter.Replace(s) + "'"
 		}
 		return "[" + strings.Join(parts, ", ") + "]", nil
+	case []uint32:
+		parts := make([]string, len(v))
+		for i, n := range v {
+			parts[i] = strconv.FormatUint(uint64(n), 10)
+		}
+		return "[" + strings.Join(parts, ", ") + "]", nil
 	case clickhouse.GroupSet:
 		parts := make([]string, len(v.Value))
 		for i, e := range v.Value {

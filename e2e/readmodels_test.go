@@ -17,6 +17,8 @@ const (
     sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed),
     sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users)
 FROM usage_15m GROUP BY reseller_id, org_id, bucket, model, language`
+	userMonthsSQL = `SELECT reseller_id, org_id, month, user_id, minMerge(first_at), maxMerge(last_at)
+FROM org_user_months GROUP BY reseller_id, org_id, month, user_id`
 	orgsSQL  = `SELECT reseller_id, org_id, name, plan, status FROM organizations FINAL`
 	subsSQL  = `SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor FROM subscriptions FINAL`
 	usersSQL = `SELECT reseller_id, org_id, countIf(active = 1) FROM org_users FINAL GROUP BY reseller_id, org_id`
@@ -105,6 +107,27 @@ func checkReadModels(t *testing.T, ctx context.Context, conn driver.Conn, want t
 		}
 		if minutes != wantMinutes {
 			t.Errorf("usage: %d media ms in total, want %d", minutes, wantMinutes)
+		}
+	})
+	t.Run("org_user_months", func(t *testing.T) {
+		got := map[string][2]time.Time{}
+		rows := query(t, ctx, conn, userMonthsSQL)
+		for rows.Next() {
+			var r, o, u string
+			var month, first, last time.Time
+			must(t, rows.Scan(&r, &o, &month, &u, &first, &last))
+			got[r+"/"+o+"/"+month.UTC().Format("2006-01")+"/"+u] = [2]time.Time{first.UTC(), last.UTC()}
+		}
+		if len(got) != len(want.userMonths) {
+			t.Errorf("org_user_months: %d rows, want %d", len(got), len(want.userMonths))
+		}
+		bad := 0
+		for _, k := range sortedKeys(want.userMonths) {
+			if g, w := got[k], want.userMonths[k]; !g[0].Equal(w[0]) || !g[1].Equal(w[1]) {
+				if bad++; bad <= 5 {
+					t.Errorf("org_user_months %s: first, last %v, want %v", k, g, w)
+				}
+			}
 		}
 	})
 	t.Run("organizations", func(t *testing.T) {

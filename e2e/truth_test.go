@@ -14,9 +14,12 @@ type truth struct {
 	byType map[string]uint64
 	jobs   map[string]jobState // reseller/org/job
 	usage  map[usageKey]*usageRow
-	orgs   map[string]orgState // reseller/org
-	subs   map[string]subState
-	users  map[string]uint64 // reseller/org -> active users
+	// userMonths: reseller/org/UTC month (2006-01)/user -> the first and
+	// last job event time (seconds) of that user in the month.
+	userMonths map[string][2]time.Time
+	orgs       map[string]orgState // reseller/org
+	subs       map[string]subState
+	users      map[string]uint64 // reseller/org -> active users
 	// ties are latest-state keys with two different states at the same
 	// millisecond: ClickHouse may keep either, so only presence is checked.
 	ties map[string]bool
@@ -74,7 +77,7 @@ func jobRank(typ string) (int, string) {
 // the expected read models.
 func computeTruth(events []*schemas.Event) truth {
 	tr := truth{
-		byType: map[string]uint64{}, jobs: map[string]jobState{}, usage: map[usageKey]*usageRow{},
+		byType: map[string]uint64{}, jobs: map[string]jobState{}, usage: map[usageKey]*usageRow{}, userMonths: map[string][2]time.Time{},
 		orgs: map[string]orgState{}, subs: map[string]subState{}, users: map[string]uint64{},
 		ties: map[string]bool{},
 	}
@@ -105,6 +108,13 @@ func computeTruth(events []*schemas.Event) truth {
 				tr.usage[uk] = u
 			}
 			u.users[d.UserID] = true
+			at := e.Time.UTC().Truncate(time.Second)
+			mk := tenant + "/" + at.Format("2006-01") + "/" + d.UserID
+			if r, ok := tr.userMonths[mk]; !ok {
+				tr.userMonths[mk] = [2]time.Time{at, at}
+			} else {
+				tr.userMonths[mk] = [2]time.Time{minTime(r[0], at), maxTime(r[1], at)}
+			}
 			switch e.Type {
 			case schemas.TypeJobCreated:
 				u.created++
@@ -182,4 +192,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -730,37 +730,6 @@ func TestShiftMonthsZones(t *testing.T) {
 	}
 }
 
-func TestUsageFinerThanMonths(t *testing.T) {
-	const day = 24 * time.Hour
-	from, to := time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	kolkata, err := loadZone("Asia/Kolkata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	months, _ := wholeSpans(from, to, "month", time.UTC)
-	_, days := wholeSpans(from.Add(-330*time.Minute), to.Add(-330*time.Minute), "month", kolkata)
-	byOrg := []string{"organization"}
-	cases := []struct {
-		name       string
-		q          usageQuery
-		background bool
-	}{
-		{"13 UTC months from month rows", usageQuery{from: from, to: to, groupBy: byOrg, months: months}, false},
-		{"13 zone months moved from month rows", usageQuery{from: from, to: to, groupBy: byOrg,
-			shift: shiftMonths(from.Add(-330*time.Minute), to.Add(-330*time.Minute), kolkata)}, false},
-		{"13 zone months of day rows", usageQuery{from: from, to: to, groupBy: byOrg, users: true, days: days}, true},
-		{"the reseller's 15-minute rows", usageQuery{from: from, to: to, months: months}, true},
-		{"one month of 15-minute rows", usageQuery{from: to.Add(-30 * day), to: to, groupBy: byOrg}, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.q.finerThanMonths() > longRange; got != tc.background {
-				t.Errorf("finerThanMonths() = %v: background %v, want %v", tc.q.finerThanMonths(), got, tc.background)
-			}
-		})
-	}
-}
-
 func TestUserMonthsQueryBuild(t *testing.T) {
 	oct, nov, dec := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	b := nov.Add(-330 * time.Minute)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -358,27 +357,30 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	timed.months, timed.days = wholeSpans(p.from, p.to, p.granularity, s.loc)
 	// Distinct users by month without model or language come from
 	// org_user_months, and the other metrics from sums alone.
-	var seriesUsers, totalUsers map[groupKey]uint64
+	type periodGroup struct {
+		period uint32
+		k      groupKey
+	}
+	var (
+		seriesUsers map[periodGroup]uint64
+		totalUsers  map[groupKey]uint64
+	)
 	if base.users && p.granularity == "month" && base.tables() != levelModel {
 		seriesMonths, ok1 := userMonthsOf(p.from, p.to, "month", s.loc)
 		rangeMonths, ok2 := userMonthsOf(p.from, p.to, "", s.loc)
 		if ok1 && ok2 {
 			base.users, timed.users = false, false
-			seriesUsers, totalUsers = map[groupKey]uint64{}, map[groupKey]uint64{}
-			for _, v := range []struct {
-				months []userMonth
-				into   map[groupKey]uint64
-				series bool
-			}{{seriesMonths, seriesUsers, true}, {rangeMonths, totalUsers, false}} {
-				g.Go(func() error {
-					return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: v.months}, func(period uint32, k groupKey, n uint64) {
-						if v.series {
-							k[1] = strconv.FormatUint(uint64(period), 10)
-						}
-						v.into[k] = n
-					})
+			seriesUsers, totalUsers = map[periodGroup]uint64{}, map[groupKey]uint64{}
+			g.Go(func() error {
+				return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: seriesMonths}, func(period uint32, k groupKey, n uint64) {
+					seriesUsers[periodGroup{period, k}] = n
 				})
-			}
+			})
+			g.Go(func() error {
+				return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: rangeMonths}, func(_ uint32, k groupKey, n uint64) {
+					totalUsers[k] = n
+				})
+			})
 		}
 	}
 	// Without a group-by, the series' WITH TOTALS row is the total.
@@ -415,15 +417,14 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 		return usageResponse{}, err
 	}
 	if seriesUsers != nil {
-		seen := map[groupKey]bool{}
+		seen := map[periodGroup]bool{}
 		for i, r := range timedRows {
-			k := groupKey{r.k[0], strconv.FormatUint(uint64(r.key), 10)}
-			timedRows[i].a.users, seen[k] = seriesUsers[k], true
+			pg := periodGroup{r.key, r.k}
+			timedRows[i].a.users, seen[pg] = seriesUsers[pg], true
 		}
-		for k, n := range seriesUsers { // users with no usage rows: none expected
-			if !seen[k] {
-				period, _ := strconv.ParseUint(k[1], 10, 32)
-				timedRows = append(timedRows, timedRow{uint32(period), groupKey{k[0]}, agg{users: n}})
+		for pg, n := range seriesUsers { // users with no usage rows: none expected
+			if !seen[pg] {
+				timedRows = append(timedRows, timedRow{pg.period, pg.k, agg{users: n}})
 			}
 		}
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // TestMigrationsBackfillNewReadModels upgrades a database that holds events
-// from before migrations 0011 to 0014: the read models they add must hold
+// from before migrations 0011 to 0015: the read models they add must hold
 // exactly what their materialized views would have made of those events.
 func TestMigrationsBackfillNewReadModels(t *testing.T) {
 	ch := testenv.ClickHouse(t)
@@ -68,6 +68,26 @@ func TestMigrationsBackfillNewReadModels(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Subscription and user changes, and an invoice that is neither.
+	tb, err := conn.PrepareBatch(t.Context(), "INSERT INTO events (id, type, time, time_ms, reseller_id, org_id, user_id, plan, status, amount_minor, currency, role)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, typ := range []string{"subscription.changed", "user.added", "user.added", "user.removed", "invoice.paid", "subscription.changed"} {
+		at := t0.Add(time.Duration(i) * 7 * time.Hour)
+		user, role := "", ""
+		if typ != "subscription.changed" && typ != "invoice.paid" {
+			user, role = fmt.Sprintf("u%d", i%2), "member"
+		}
+		if err := tb.Append(fmt.Sprintf("tc-%d", i), typ, at, uint64(at.UnixMilli()), []string{"r1", "r2"}[i%2], "o1", user,
+			"pro", "active", int64(1000*i), "EUR", role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tb.Send(); err != nil {
+		t.Fatal(err)
+	}
+
 	applied, err := chstore.Migrate(t.Context(), cfg, quiet)
 	if err != nil {
 		t.Fatalf("upgrade: %v", err)
@@ -104,6 +124,9 @@ func TestMigrationsBackfillNewReadModels(t *testing.T) {
 		{"org_user_months has each user's first and last job event of the month",
 			"SELECT reseller_id, month, org_id, user_id, minMerge(first_at), maxMerge(last_at) FROM org_user_months GROUP BY reseller_id, month, org_id, user_id ORDER BY reseller_id, month, org_id, user_id",
 			"SELECT reseller_id, toDateTime(toStartOfMonth(time)) AS month, org_id, user_id, min(time), max(time) FROM events WHERE type IN ('job.created', 'job.completed', 'job.failed') GROUP BY reseller_id, month, org_id, user_id ORDER BY reseller_id, month, org_id, user_id"},
+		{"tenant_changes holds the subscription and user events",
+			"SELECT reseller_id, type, org_id, user_id, time, time_ms, id, plan, status, amount_minor, currency, role FROM tenant_changes ORDER BY id",
+			"SELECT reseller_id, type, org_id, user_id, time, time_ms, id, plan, status, amount_minor, currency, role FROM events WHERE type IN ('subscription.changed', 'user.added', 'user.removed') ORDER BY id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, want := dump(t, conn, tc.got), dump(t, conn, tc.want)

@@ -19,9 +19,10 @@ const (
 FROM usage_15m GROUP BY reseller_id, org_id, bucket, model, language`
 	userMonthsSQL = `SELECT reseller_id, org_id, month, user_id, minMerge(first_at), maxMerge(last_at)
 FROM org_user_months GROUP BY reseller_id, org_id, month, user_id`
-	orgsSQL  = `SELECT reseller_id, org_id, name, plan, status FROM organizations FINAL`
-	subsSQL  = `SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor FROM subscriptions FINAL`
-	usersSQL = `SELECT reseller_id, org_id, countIf(active = 1) FROM org_users FINAL GROUP BY reseller_id, org_id`
+	tenantChangesSQL = `SELECT type, count() AS n, uniqExact(id) AS ids FROM tenant_changes GROUP BY type`
+	orgsSQL          = `SELECT reseller_id, org_id, name, plan, status FROM organizations FINAL`
+	subsSQL          = `SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor FROM subscriptions FINAL`
+	usersSQL         = `SELECT reseller_id, org_id, countIf(active = 1) FROM org_users FINAL GROUP BY reseller_id, org_id`
 )
 
 // checkReadModels compares every read model with the ground truth, exactly.
@@ -48,6 +49,28 @@ func checkReadModels(t *testing.T, ctx context.Context, conn driver.Conn, want t
 			if got[typ] != want.byType[typ] {
 				t.Errorf("events of type %s: %d, want %d", typ, got[typ], want.byType[typ])
 			}
+		}
+	})
+	t.Run("tenant_changes", func(t *testing.T) {
+		got := map[string]uint64{}
+		rows := query(t, ctx, conn, tenantChangesSQL)
+		for rows.Next() {
+			var typ string
+			var n, ids uint64
+			must(t, rows.Scan(&typ, &n, &ids))
+			if n != ids {
+				t.Errorf("tenant_changes of type %s: %d rows for %d ids", typ, n, ids)
+			}
+			got[typ] = n
+		}
+		for _, typ := range []string{"subscription.changed", "user.added", "user.removed"} {
+			if got[typ] != want.byType[typ] {
+				t.Errorf("tenant_changes of type %s: %d, want %d", typ, got[typ], want.byType[typ])
+			}
+			delete(got, typ)
+		}
+		if len(got) > 0 {
+			t.Errorf("tenant_changes holds other types: %v", got)
 		}
 	})
 	t.Run("jobs", func(t *testing.T) {

@@ -14,15 +14,15 @@ FROM organizations FINAL
 WHERE reseller_id = ?`
 
 	// subscriptionsAsOfSQL: active paid subscriptions and their MRR as
-	// they were just before two cutoffs (w = 0, 1), from the raw events in
-	// one scan, so the previous period is exact too. Args: cutoff0 (x3),
+	// they were just before two cutoffs (w = 0, 1), from the history of
+	// changes in one scan, so the previous period is exact too. Args: cutoff0 (x3),
 	// cutoff1 (x3), reseller, cutoff0, cutoff1.
 	subscriptionsAsOfSQL = `SELECT w, if(w = 0, c0, c1) AS currency, count() AS active, sum(if(w = 0, p0, p1)) AS mrr_minor
 FROM (
     SELECT org_id,
         argMaxIf(status, time_ms, time < ?) AS st0, argMaxIf(amount_minor, time_ms, time < ?) AS p0, argMaxIf(currency, time_ms, time < ?) AS c0,
         argMaxIf(status, time_ms, time < ?) AS st1, argMaxIf(amount_minor, time_ms, time < ?) AS p1, argMaxIf(currency, time_ms, time < ?) AS c1
-    FROM events
+    FROM tenant_changes
     WHERE reseller_id = ? AND type = 'subscription.changed' AND time < greatest(?, ?)
     GROUP BY org_id
 )
@@ -36,7 +36,7 @@ ORDER BY w, currency`
 	usersAsOfSQL = `SELECT countIf(l0 = 'user.added') AS users0, countIf(l1 = 'user.added') AS users1
 FROM (
     SELECT org_id, user_id, argMaxIf(type, time_ms, time < ?) AS l0, argMaxIf(type, time_ms, time < ?) AS l1
-    FROM events
+    FROM tenant_changes
     WHERE reseller_id = ? AND type IN ('user.added', 'user.removed') AND time < greatest(?, ?)
     GROUP BY org_id, user_id
 )`

@@ -365,27 +365,36 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 		seriesUsers map[periodGroup]uint64
 		totalUsers  map[groupKey]uint64
 	)
-	if base.users && p.granularity == "month" && base.tables() != levelModel {
+	// So do the distinct users of the whole range when no UTC month holds
+	// two of its bounds (any range over a month boundary, or one month),
+	// instead of merging every user set of the series.
+	if base.users && base.tables() != levelModel {
 		seriesMonths, ok1 := userMonthsOf(p.from, p.to, "month", s.loc)
 		rangeMonths, ok2 := userMonthsOf(p.from, p.to, "", s.loc)
-		if ok1 && ok2 {
-			base.users, timed.users = false, false
-			seriesUsers, totalUsers = map[periodGroup]uint64{}, map[groupKey]uint64{}
-			g.Go(func() error {
-				return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: seriesMonths}, func(period uint32, k groupKey, n uint64) {
-					seriesUsers[periodGroup{period, k}] = n
-				})
-			})
+		if ok2 && (p.granularity != "month" || ok1) {
+			totalUsers = map[groupKey]uint64{}
 			g.Go(func() error {
 				return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: rangeMonths}, func(_ uint32, k groupKey, n uint64) {
 					totalUsers[k] = n
 				})
 			})
 		}
+		if ok2 && p.granularity == "month" && ok1 {
+			timed.users = false
+			seriesUsers = map[periodGroup]uint64{}
+			g.Go(func() error {
+				return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: seriesMonths}, func(period uint32, k groupKey, n uint64) {
+					seriesUsers[periodGroup{period, k}] = n
+				})
+			})
+		}
 	}
-	// Without a group-by, the series' WITH TOTALS row is the total.
-	timed.totals = base.users && len(p.groupBy) == 0 && p.granularity != ""
-	if base.users && !timed.totals {
+	// The other totals add up from the series, except distinct users
+	// without them from org_user_months: those come from the series' WITH
+	// TOTALS row without a group-by, else from a query over the whole range.
+	sumSeries := !base.users || totalUsers != nil
+	timed.totals = !sumSeries && len(p.groupBy) == 0 && p.granularity != ""
+	if !sumSeries && !timed.totals {
 		g.Go(func() error {
 			_, err := q.scanUsage(gctx, base, len(p.groupBy), func(_ uint32, k groupKey, a agg) {
 				totals[k] = a
@@ -428,7 +437,7 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 			}
 		}
 	}
-	if !base.users {
+	if sumSeries {
 		for _, r := range timedRows {
 			t, ok := totals[r.k]
 			if !ok {

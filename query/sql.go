@@ -462,12 +462,13 @@ func (u usageQuery) buildShifted(sel, group []string, t usageTables) (string, []
 	args = append(args, b.args...)
 	zoned := "SELECT tupleElement(ps, 1) AS period, " + dims + "tupleElement(ps, 2) AS sign,\n        " + vals + `
     FROM (
-        SELECT *, arrayJoin(arrayFilter(x -> tupleElement(x, 2) != 0, [
+        SELECT *, arrayJoin([
             tuple(` + key + `, if(bucket >= ? AND bucket < ?, toInt8(1), toInt8(0))),
-            tuple(` + strings.Replace(key, "bucket", utcMonth+" + 15 * 86400", 1) + `, if(bucket >= ? AND bucket < ?, toInt8(-1), toInt8(0)))])) AS ps
+            tuple(` + strings.Replace(key, "bucket", utcMonth+" + 15 * 86400", 1) + `, if(bucket >= ? AND bucket < ?, toInt8(-1), toInt8(0)))]) AS ps
         FROM ` + t.byTime + `
         WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n        ") + `
-    )`
+    )
+    WHERE tupleElement(ps, 2) != 0`
 	out := append([]string{"period"}, sel[1:]...)
 	out = append(out, `toUInt64(sum(sign * v_media)) AS media_ms,
     toUInt64(sum(sign * v_completed)) AS jobs_completed,

@@ -227,6 +227,8 @@ func TestReadModelsSameOnBothVersions(t *testing.T) {
 			FROM subscriptions FINAL ORDER BY org_id`},
 		{Name: "org_users_final", SQL: `SELECT org_id, user_id, role, active FROM org_users FINAL
 			WHERE reseller_id = ? ORDER BY user_id`, Args: []any{"r1"}},
+		{Name: "tenant_changes", SQL: `SELECT reseller_id, type, org_id, user_id, time, time_ms, id, plan, status, amount_minor, currency, role
+			FROM tenant_changes ORDER BY reseller_id, type, org_id, user_id, time_ms`},
 		{Name: "custom_models_final", SQL: `SELECT model_id, name, base_model, language, shared FROM custom_models FINAL ORDER BY model_id`},
 		// `id IN (?)` with a []string works on 26.x but not on 18.16 ("Type
 		// mismatch in IN or VALUES section"): bind a clickhouse.GroupSet to

@@ -29,17 +29,9 @@ FROM org_user_months GROUP BY reseller_id, org_id, month, user_id`
 func checkReadModels(t *testing.T, ctx context.Context, conn driver.Conn, want truth, unique int) {
 	t.Helper()
 	t.Run("events", func(t *testing.T) {
-		got := map[string]uint64{}
+		got := rowsByType(t, ctx, conn, "events", eventsByTypeSQL)
 		var total uint64
-		rows := query(t, ctx, conn, eventsByTypeSQL)
-		for rows.Next() {
-			var typ string
-			var n, ids uint64
-			must(t, rows.Scan(&typ, &n, &ids))
-			if n != ids {
-				t.Errorf("events of type %s: %d rows for %d ids: duplicates inserted", typ, n, ids)
-			}
-			got[typ] = n
+		for _, n := range got {
 			total += n
 		}
 		if total != uint64(unique) {
@@ -52,17 +44,7 @@ func checkReadModels(t *testing.T, ctx context.Context, conn driver.Conn, want t
 		}
 	})
 	t.Run("tenant_changes", func(t *testing.T) {
-		got := map[string]uint64{}
-		rows := query(t, ctx, conn, tenantChangesSQL)
-		for rows.Next() {
-			var typ string
-			var n, ids uint64
-			must(t, rows.Scan(&typ, &n, &ids))
-			if n != ids {
-				t.Errorf("tenant_changes of type %s: %d rows for %d ids", typ, n, ids)
-			}
-			got[typ] = n
-		}
+		got := rowsByType(t, ctx, conn, "tenant_changes", tenantChangesSQL)
 		for _, typ := range []string{"subscription.changed", "user.added", "user.removed"} {
 			if got[typ] != want.byType[typ] {
 				t.Errorf("tenant_changes of type %s: %d, want %d", typ, got[typ], want.byType[typ])
@@ -225,4 +207,22 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(fmt.Errorf("scan: %w", err))
 	}
+}
+
+// rowsByType runs a (type, rows, distinct ids) query and returns the rows
+// per type, reporting any type with more rows than ids.
+func rowsByType(t *testing.T, ctx context.Context, conn driver.Conn, table, sql string) map[string]uint64 {
+	t.Helper()
+	got := map[string]uint64{}
+	rows := query(t, ctx, conn, sql)
+	for rows.Next() {
+		var typ string
+		var n, ids uint64
+		must(t, rows.Scan(&typ, &n, &ids))
+		if n != ids {
+			t.Errorf("%s of type %s: %d rows for %d ids: duplicates inserted", table, typ, n, ids)
+		}
+		got[typ] = n
+	}
+	return got
 }

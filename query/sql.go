@@ -15,8 +15,8 @@ WHERE reseller_id = ?`
 
 	// subscriptionsAsOfSQL: active paid subscriptions and their MRR as
 	// they were just before two cutoffs (w = 0, 1), from the history of
-	// changes in one scan, so the previous period is exact too. Args: cutoff0 (x3),
-	// cutoff1 (x3), reseller, cutoff0, cutoff1.
+	// changes in one scan, so the previous period is exact too.
+	// Args: cutoff0 (x3), cutoff1 (x3), reseller, cutoff0, cutoff1.
 	subscriptionsAsOfSQL = `SELECT w, if(w = 0, c0, c1) AS currency, count() AS active, sum(if(w = 0, p0, p1)) AS mrr_minor
 FROM (
     SELECT org_id,

@@ -369,9 +369,13 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	// two of its bounds (any range over a month boundary, or one month),
 	// instead of merging every user set of the series.
 	if base.users && base.tables() != levelModel {
-		seriesMonths, ok1 := userMonthsOf(p.from, p.to, "month", s.loc)
-		rangeMonths, ok2 := userMonthsOf(p.from, p.to, "", s.loc)
-		if ok2 && (p.granularity != "month" || ok1) {
+		rangeMonths, ok := userMonthsOf(p.from, p.to, "", s.loc)
+		var seriesMonths []userMonth
+		byMonth := p.granularity == "month"
+		if ok && byMonth {
+			seriesMonths, ok = userMonthsOf(p.from, p.to, "month", s.loc)
+		}
+		if ok {
 			totalUsers = map[groupKey]uint64{}
 			g.Go(func() error {
 				return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: rangeMonths}, func(_ uint32, k groupKey, n uint64) {
@@ -379,7 +383,7 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 				})
 			})
 		}
-		if ok2 && p.granularity == "month" && ok1 {
+		if ok && byMonth {
 			timed.users = false
 			seriesUsers = map[periodGroup]uint64{}
 			g.Go(func() error {

@@ -19,6 +19,8 @@ const (
 FROM usage_15m GROUP BY reseller_id, org_id, bucket, model, language`
 	userMonthsSQL = `SELECT reseller_id, org_id, month, user_id, minMerge(first_at), maxMerge(last_at)
 FROM org_user_months GROUP BY reseller_id, org_id, month, user_id`
+	userDaysSQL = `SELECT reseller_id, org_id, day, user_id, minMerge(first_at), maxMerge(last_at)
+FROM org_user_days GROUP BY reseller_id, org_id, day, user_id`
 	tenantChangesSQL = `SELECT type, count() AS n, uniqExact(id) AS ids FROM tenant_changes GROUP BY type`
 	orgsSQL          = `SELECT reseller_id, org_id, name, plan, status FROM organizations FINAL`
 	subsSQL          = `SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor FROM subscriptions FINAL`
@@ -114,27 +116,32 @@ func checkReadModels(t *testing.T, ctx context.Context, conn driver.Conn, want t
 			t.Errorf("usage: %d media ms in total, want %d", minutes, wantMinutes)
 		}
 	})
-	t.Run("org_user_months", func(t *testing.T) {
-		got := map[string][2]time.Time{}
-		rows := query(t, ctx, conn, userMonthsSQL)
-		for rows.Next() {
-			var r, o, u string
-			var month, first, last time.Time
-			must(t, rows.Scan(&r, &o, &month, &u, &first, &last))
-			got[r+"/"+o+"/"+month.UTC().Format("2006-01")+"/"+u] = [2]time.Time{first.UTC(), last.UTC()}
-		}
-		if len(got) != len(want.userMonths) {
-			t.Errorf("org_user_months: %d rows, want %d", len(got), len(want.userMonths))
-		}
-		bad := 0
-		for _, k := range sortedKeys(want.userMonths) {
-			if g, w := got[k], want.userMonths[k]; !g[0].Equal(w[0]) || !g[1].Equal(w[1]) {
-				if bad++; bad <= 5 {
-					t.Errorf("org_user_months %s: first, last %v, want %v", k, g, w)
+	for _, tc := range []struct {
+		table, sql, layout string
+		want               map[string][2]time.Time
+	}{{"org_user_months", userMonthsSQL, "2006-01", want.userMonths}, {"org_user_days", userDaysSQL, "2006-01-02", want.userDays}} {
+		t.Run(tc.table, func(t *testing.T) {
+			got := map[string][2]time.Time{}
+			rows := query(t, ctx, conn, tc.sql)
+			for rows.Next() {
+				var r, o, u string
+				var period, first, last time.Time
+				must(t, rows.Scan(&r, &o, &period, &u, &first, &last))
+				got[r+"/"+o+"/"+period.UTC().Format(tc.layout)+"/"+u] = [2]time.Time{first.UTC(), last.UTC()}
+			}
+			if len(got) != len(tc.want) {
+				t.Errorf("%s: %d rows, want %d", tc.table, len(got), len(tc.want))
+			}
+			bad := 0
+			for _, k := range sortedKeys(tc.want) {
+				if g, w := got[k], tc.want[k]; !g[0].Equal(w[0]) || !g[1].Equal(w[1]) {
+					if bad++; bad <= 5 {
+						t.Errorf("%s %s: first, last %v, want %v", tc.table, k, g, w)
+					}
 				}
 			}
-		}
-	})
+		})
+	}
 	t.Run("organizations", func(t *testing.T) {
 		got := map[string]orgState{}
 		rows := query(t, ctx, conn, orgsSQL)

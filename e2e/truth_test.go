@@ -17,9 +17,11 @@ type truth struct {
 	// userMonths: reseller/org/UTC month (2006-01)/user -> the first and
 	// last job event time (seconds) of that user in the month.
 	userMonths map[string][2]time.Time
-	orgs       map[string]orgState // reseller/org
-	subs       map[string]subState
-	users      map[string]uint64 // reseller/org -> active users
+	// userDays: the same per UTC day (2006-01-02).
+	userDays map[string][2]time.Time
+	orgs     map[string]orgState // reseller/org
+	subs     map[string]subState
+	users    map[string]uint64 // reseller/org -> active users
 	// ties are latest-state keys with two different states at the same
 	// millisecond: ClickHouse may keep either, so only presence is checked.
 	ties map[string]bool
@@ -78,7 +80,8 @@ func jobRank(typ string) (int, string) {
 func computeTruth(events []*schemas.Event) truth {
 	tr := truth{
 		byType: map[string]uint64{}, jobs: map[string]jobState{}, usage: map[usageKey]*usageRow{}, userMonths: map[string][2]time.Time{},
-		orgs: map[string]orgState{}, subs: map[string]subState{}, users: map[string]uint64{},
+		userDays: map[string][2]time.Time{},
+		orgs:     map[string]orgState{}, subs: map[string]subState{}, users: map[string]uint64{},
 		ties: map[string]bool{},
 	}
 	users := map[string]userState{}
@@ -109,11 +112,16 @@ func computeTruth(events []*schemas.Event) truth {
 			}
 			u.users[d.UserID] = true
 			at := e.Time.UTC().Truncate(time.Second)
-			mk := tenant + "/" + at.Format("2006-01") + "/" + d.UserID
-			if r, ok := tr.userMonths[mk]; !ok {
-				tr.userMonths[mk] = [2]time.Time{at, at}
-			} else {
-				tr.userMonths[mk] = [2]time.Time{minTime(r[0], at), maxTime(r[1], at)}
+			for _, p := range []struct {
+				m      map[string][2]time.Time
+				layout string
+			}{{tr.userMonths, "2006-01"}, {tr.userDays, "2006-01-02"}} {
+				m, k := p.m, tenant+"/"+at.Format(p.layout)+"/"+d.UserID
+				if r, ok := m[k]; !ok {
+					m[k] = [2]time.Time{at, at}
+				} else {
+					m[k] = [2]time.Time{minTime(r[0], at), maxTime(r[1], at)}
+				}
 			}
 			switch e.Type {
 			case schemas.TypeJobCreated:

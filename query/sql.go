@@ -591,28 +591,34 @@ LIMIT ?, ?`
 	return sql, append(args, o.reseller, o.offset, o.limit)
 }
 
-// userMonthsQuery counts distinct users per period of months, or over the
-// whole range, per organization or for the reseller, from org_user_months.
-// The range's bounds and the periods' are local month starts; each UTC
-// month read holds at most one of them (see userMonthsOf), so a user of
-// the month counts in the period before it when first seen before it, and
-// in the period after it when last seen at or after it.
-type userMonthsQuery struct {
-	usage  usageQuery // reseller, from, to, organization group-by, filters
-	months []userMonth
+// userSpansQuery counts distinct users per period, or over the whole
+// range, per organization or for the reseller, from org_user_months or
+// org_user_days (unit "month" or "day"). The range's bounds and the
+// periods' are local period starts; each UTC month or day read holds at
+// most one of them (see userSpansOf), so a user of the span counts in the
+// period before it when first seen before it, and in the period after it
+// when last seen at or after it.
+type userSpansQuery struct {
+	usage usageQuery // reseller, organization group-by, filters
+	unit  string
+	spans []userSpan
 }
 
-// userMonth is one UTC month of a userMonthsQuery: the boundary inside it
-// (its end when none) and the period keys of its parts before and after
+// userSpan is one UTC month or day of a userSpansQuery: the boundary inside
+// it (its end when none) and the period keys of its parts before and after
 // the boundary (0: outside the range).
-type userMonth struct {
+type userSpan struct {
 	start, boundary time.Time
 	before, after   uint32
 }
 
-func (q userMonthsQuery) build() (string, []any) {
+// userSpanTables names the table of each unit of userSpansQuery; the
+// column of the span's start is named as the unit.
+var userSpanTables = map[string]string{"month": "org_user_months", "day": "org_user_days"}
+
+func (q userSpansQuery) build() (string, []any) {
 	var starts, bounds, before, after []uint32
-	for _, m := range q.months {
+	for _, m := range q.spans {
 		starts = append(starts, uint32(m.start.Unix()))
 		bounds = append(bounds, uint32(m.boundary.Unix()))
 		before = append(before, m.before)
@@ -623,11 +629,22 @@ func (q userMonthsQuery) build() (string, []any) {
 		group, org = "period, org_id", "org_id, "
 	}
 	var from, to time.Time
-	if len(q.months) > 0 {
-		from, to = q.months[0].start, q.months[len(q.months)-1].start.AddDate(0, 1, 0)
+	if n := len(q.spans); n > 0 {
+		from, to = q.spans[0].start, q.spans[n-1].start.AddDate(0, 1, 0)
+		if q.unit == "day" {
+			to = q.spans[n-1].start.AddDate(0, 0, 1)
+		}
 	}
-	b := q.usage.filters("month >= ?", from, "month < ?", to)
-	args := append([]any{starts, bounds, before, after}, b.args...)
+	// Days are consecutive: their index is arithmetic (a search of a
+	// year of days per row would cost more than the read).
+	col, index := q.unit, "indexOf(?, toUInt32("+q.unit+"))"
+	var first any = starts
+	if q.unit == "day" {
+		index = "toUInt32(intDiv(toUInt32(day) - ?, 86400) + 1)"
+		first = uint32(from.Unix())
+	}
+	b := q.usage.filters(col+" >= ?", from, col+" < ?", to)
+	args := append([]any{first, bounds, before, after}, b.args...)
 	return `SELECT ` + group + `, uniqExact(user_id) AS distinct_users
 FROM (
     SELECT ` + org + `user_id,
@@ -635,10 +652,10 @@ FROM (
             if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0),
             if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0)])) AS period
     FROM (
-        SELECT org_id, user_id, first_at, last_at, indexOf(?, toUInt32(month)) AS i,
+        SELECT org_id, user_id, first_at, last_at, ` + index + ` AS i,
             toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,
             toUInt32(arrayElement(?, i)) AS after
-        FROM org_user_months
+        FROM ` + userSpanTables[q.unit] + `
         WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n        ") + `
     )
 )

@@ -561,15 +561,24 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 			}
 		}
 	}
-	// Distinct users by month from org_user_months against the day states.
+	// Distinct users from org_user_months and org_user_days against the
+	// 15-minute states.
 	var userMonths []string
 	for _, tz := range []string{"UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Pacific/Chatham"} {
 		loc, err := loadZone(tz)
 		if err != nil {
 			t.Fatal(err)
 		}
-		zf, zt := floorPeriod(from, "month", loc), floorPeriod(to, "month", loc)
-		for _, g := range []string{"", "month"} {
+		for _, ug := range []struct{ unit, granularity, align string }{
+			{"month", "", "month"}, {"month", "month", "month"}, {"day", "", "day"}, {"day", "day", "day"}, {"day", "week", "week"},
+		} {
+			g := ug.granularity
+			zf, zt := floorPeriod(from, ug.align, loc), floorPeriod(to, ug.align, loc)
+			if ug.unit == "day" {
+				// Two weeks from the start of the fixture's data.
+				zf = floorPeriod(from.AddDate(0, 2, 0), ug.align, loc)
+				zt = nextPeriod(nextPeriod(zf, "week", loc), "week", loc)
+			}
 			for _, v := range []struct {
 				name    string
 				groupBy []string
@@ -578,12 +587,12 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 			}{{"by org", []string{"organization"}, nil, nil}, {"reseller", nil, nil, nil},
 				{"by org filtered", []string{"organization"}, []string{"o1", "o2"}, []string{"pro", "starter"}}} {
 				uq := usageQuery{reseller: "r1", from: zf.UTC(), to: zt.UTC(), granularity: g, tz: tz, groupBy: v.groupBy, orgs: v.orgs, plans: v.plans, users: true}
-				months, ok := userMonthsOf(zf, zt, g, loc)
+				spans, ok := userSpansOf(zf, zt, g, ug.unit, loc)
 				if !ok {
-					t.Fatalf("%s %s: no user months", tz, g)
+					t.Fatalf("%s %s: no user %ss", tz, g, ug.unit)
 				}
-				name := "user months " + v.name + " " + tz + " " + g
-				sql, args := userMonthsQuery{usage: uq, months: months}.build()
+				name := "user " + ug.unit + "s " + v.name + " " + tz + " " + g
+				sql, args := userSpansQuery{usage: uq, unit: ug.unit, spans: spans}.build()
 				org := "''"
 				if len(v.groupBy) > 0 {
 					org = "org_id"
@@ -730,15 +739,22 @@ func TestShiftMonthsZones(t *testing.T) {
 	}
 }
 
-func TestUserMonthsQueryBuild(t *testing.T) {
+func TestUserSpansQueryBuild(t *testing.T) {
 	oct, nov, dec := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	b := nov.Add(-330 * time.Minute)
-	q := userMonthsQuery{
-		usage:  usageQuery{reseller: "r1", groupBy: []string{"organization"}, plans: []string{"pro"}},
-		months: []userMonth{{oct, b, 20261001, 20261101}, {nov, dec, 20261101, 0}},
-	}
-	sql, args := q.build()
-	wantSQL := `SELECT period, org_id, uniqExact(user_id) AS distinct_users
+	d1, d2, d3 := time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 6, 0, 0, 0, 0, time.UTC)
+	db := d2.Add(-330 * time.Minute)
+	tests := []struct {
+		name     string
+		q        userSpansQuery
+		wantSQL  string
+		wantArgs []any
+	}{
+		{"months by organization with a plan", userSpansQuery{
+			usage: usageQuery{reseller: "r1", groupBy: []string{"organization"}, plans: []string{"pro"}},
+			unit:  "month",
+			spans: []userSpan{{oct, b, 20261001, 20261101}, {nov, dec, 20261101, 0}},
+		}, `SELECT period, org_id, uniqExact(user_id) AS distinct_users
 FROM (
     SELECT org_id, user_id,
         arrayJoin(arrayFilter(p -> p != 0, [
@@ -756,20 +772,51 @@ FROM (
     )
 )
 GROUP BY period, org_id
-ORDER BY period, org_id`
-	wantArgs := []any{
-		[]uint32{uint32(oct.Unix()), uint32(nov.Unix())}, []uint32{uint32(b.Unix()), uint32(dec.Unix())},
-		[]uint32{20261001, 20261101}, []uint32{20261101, 0}, "r1", oct, dec, "r1", []string{"pro"},
+ORDER BY period, org_id`, []any{
+			[]uint32{uint32(oct.Unix()), uint32(nov.Unix())}, []uint32{uint32(b.Unix()), uint32(dec.Unix())},
+			[]uint32{20261001, 20261101}, []uint32{20261101, 0}, "r1", oct, dec, "r1", []string{"pro"},
+		}},
+		{"days of the reseller", userSpansQuery{
+			usage: usageQuery{reseller: "r1", orgs: []string{"o1"}},
+			unit:  "day",
+			spans: []userSpan{{d1, db.AddDate(0, 0, -1), 0, 7}, {d2, db, 7, 8}},
+		}, `SELECT period, uniqExact(user_id) AS distinct_users
+FROM (
+    SELECT user_id,
+        arrayJoin(arrayFilter(p -> p != 0, [
+            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0),
+            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0)])) AS period
+    FROM (
+        SELECT org_id, user_id, first_at, last_at, toUInt32(intDiv(toUInt32(day) - ?, 86400) + 1) AS i,
+            toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,
+            toUInt32(arrayElement(?, i)) AS after
+        FROM org_user_days
+        WHERE reseller_id = ?
+          AND day >= ?
+          AND day < ?
+          AND org_id IN (SELECT arrayJoin(?))
+    )
+)
+GROUP BY period
+ORDER BY period`, []any{
+			uint32(d1.Unix()), []uint32{uint32(db.AddDate(0, 0, -1).Unix()), uint32(db.Unix())},
+			[]uint32{0, 7}, []uint32{7, 8}, "r1", d1, d3, []string{"o1"},
+		}},
 	}
-	if sql != wantSQL {
-		t.Errorf("SQL:\n%s\nwant:\n%s", sql, wantSQL)
-	}
-	if !reflect.DeepEqual(args, wantArgs) {
-		t.Errorf("args %v, want %v", args, wantArgs)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sql, args := tc.q.build()
+			if sql != tc.wantSQL {
+				t.Errorf("SQL:\n%s\nwant:\n%s", sql, tc.wantSQL)
+			}
+			if !reflect.DeepEqual(args, tc.wantArgs) {
+				t.Errorf("args %v, want %v", args, tc.wantArgs)
+			}
+		})
 	}
 }
 
-func TestUserMonthsOf(t *testing.T) {
+func TestUserSpansOf(t *testing.T) {
 	at := func(s string) time.Time {
 		v, err := time.Parse("2006-01-02 15:04", s)
 		if err != nil {
@@ -781,25 +828,56 @@ func TestUserMonthsOf(t *testing.T) {
 		start, boundary string
 		before, after   uint32
 	}
+	unix := func(s string) uint32 { return uint32(at(s).Unix()) }
 	cases := []struct {
-		name, tz, granularity string
-		from, to              string
-		want                  []um
+		name, tz, granularity, unit string
+		from, to                    string
+		want                        []um // nil: not ok
 	}{
-		{"east of UTC by month", "Asia/Kolkata", "month", "2026-09-30 18:30", "2026-11-30 18:30", []um{
+		{"east of UTC by month", "Asia/Kolkata", "month", "month", "2026-09-30 18:30", "2026-11-30 18:30", []um{
 			{"2026-09-01 00:00", "2026-09-30 18:30", 0, 20261001},
 			{"2026-10-01 00:00", "2026-10-31 18:30", 20261001, 20261101},
 			{"2026-11-01 00:00", "2026-11-30 18:30", 20261101, 0},
 		}},
-		{"west of UTC over the range", "America/New_York", "", "2026-10-01 04:00", "2026-12-01 05:00", []um{
+		{"west of UTC over the range", "America/New_York", "", "month", "2026-10-01 04:00", "2026-12-01 05:00", []um{
 			{"2026-10-01 00:00", "2026-10-01 04:00", 0, 1},
 			{"2026-11-01 00:00", "2026-12-01 00:00", 1, 0},
 			{"2026-12-01 00:00", "2026-12-01 05:00", 1, 0},
 		}},
-		{"UTC by month", "UTC", "month", "2026-10-01 00:00", "2026-12-01 00:00", []um{
+		{"UTC by month", "UTC", "month", "month", "2026-10-01 00:00", "2026-12-01 00:00", []um{
 			{"2026-10-01 00:00", "2026-11-01 00:00", 20261001, 0},
 			{"2026-11-01 00:00", "2026-12-01 00:00", 20261101, 0},
 		}},
+		{"east of UTC by day", "Asia/Kolkata", "day", "day", "2026-10-04 18:30", "2026-10-06 18:30", []um{
+			{"2026-10-04 00:00", "2026-10-04 18:30", 0, unix("2026-10-04 18:30")},
+			{"2026-10-05 00:00", "2026-10-05 18:30", unix("2026-10-04 18:30"), unix("2026-10-05 18:30")},
+			{"2026-10-06 00:00", "2026-10-06 18:30", unix("2026-10-05 18:30"), 0},
+		}},
+		{"west of UTC by day over the end of DST", "America/New_York", "day", "day", "2026-10-31 04:00", "2026-11-02 05:00", []um{
+			{"2026-10-31 00:00", "2026-10-31 04:00", 0, unix("2026-10-31 04:00")},
+			{"2026-11-01 00:00", "2026-11-01 04:00", unix("2026-10-31 04:00"), unix("2026-11-01 04:00")},
+			{"2026-11-02 00:00", "2026-11-02 05:00", unix("2026-11-01 04:00"), 0},
+		}},
+		{"45-minute offset by week", "Asia/Kathmandu", "week", "day", "2026-11-01 18:15", "2026-11-08 18:15", []um{
+			{"2026-11-01 00:00", "2026-11-01 18:15", 0, 20261102},
+			{"2026-11-02 00:00", "2026-11-03 00:00", 20261102, 0},
+			{"2026-11-03 00:00", "2026-11-04 00:00", 20261102, 0},
+			{"2026-11-04 00:00", "2026-11-05 00:00", 20261102, 0},
+			{"2026-11-05 00:00", "2026-11-06 00:00", 20261102, 0},
+			{"2026-11-06 00:00", "2026-11-07 00:00", 20261102, 0},
+			{"2026-11-07 00:00", "2026-11-08 00:00", 20261102, 0},
+			{"2026-11-08 00:00", "2026-11-08 18:15", 20261102, 0},
+		}},
+		{"UTC by day", "UTC", "day", "day", "2026-11-01 00:00", "2026-11-03 00:00", []um{
+			{"2026-11-01 00:00", "2026-11-02 00:00", unix("2026-11-01 00:00"), 0},
+			{"2026-11-02 00:00", "2026-11-03 00:00", unix("2026-11-02 00:00"), 0},
+		}},
+		{"range inside a month over days", "Pacific/Chatham", "", "day", "2026-11-01 10:15", "2026-11-02 10:15", []um{
+			{"2026-11-01 00:00", "2026-11-01 10:15", 0, 1},
+			{"2026-11-02 00:00", "2026-11-02 10:15", 1, 0},
+		}},
+		{"range inside a month over months", "Pacific/Chatham", "", "month", "2026-11-01 10:15", "2026-11-02 10:15", nil},
+		{"hours in a day", "UTC", "hour", "day", "2026-11-01 00:00", "2026-11-02 00:00", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -807,12 +885,12 @@ func TestUserMonthsOf(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			months, ok := userMonthsOf(at(tc.from), at(tc.to), tc.granularity, loc)
-			if !ok {
-				t.Fatal("not ok")
+			spans, ok := userSpansOf(at(tc.from), at(tc.to), tc.granularity, tc.unit, loc)
+			if ok != (tc.want != nil) {
+				t.Fatalf("ok = %v", ok)
 			}
 			var got []um
-			for _, m := range months {
+			for _, m := range spans {
 				got = append(got, um{m.start.Format("2006-01-02 15:04"), m.boundary.UTC().Format("2006-01-02 15:04"), m.before, m.after})
 			}
 			if !reflect.DeepEqual(got, tc.want) {

@@ -249,6 +249,16 @@ func periods(from, to time.Time, granularity string, loc *time.Location, limit i
 }
 
 // periodStart turns a period key from SQL (see granularities) into its start.
+// periodKey is the key the usage queries give the period starting at p
+// (the inverse of periodStart).
+func periodKey(p time.Time, granularity string, loc *time.Location) uint32 {
+	if granularity == "week" || granularity == "month" {
+		p = p.In(loc)
+		return uint32(p.Year()*10000 + int(p.Month())*100 + p.Day())
+	}
+	return uint32(p.Unix())
+}
+
 func periodStart(key uint32, granularity string, loc *time.Location) time.Time {
 	if granularity == "week" || granularity == "month" {
 		return time.Date(int(key/10000), time.Month(key/100%100), int(key%100), 0, 0, 0, 0, loc)
@@ -355,8 +365,12 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	timed := base
 	timed.granularity = p.granularity
 	timed.months, timed.days = wholeSpans(p.from, p.to, p.granularity, s.loc)
-	// Distinct users by month without model or language come from
-	// org_user_months, and the other metrics from sums alone.
+	// Without model or language, distinct users come from org_user_months
+	// and org_user_days, and the series' other metrics from sums alone:
+	// over the whole range from the months when no UTC month holds two of
+	// its bounds (any range over a month boundary, or one month), else from
+	// the days (a shorter range); per period of a monthly series from the
+	// months, of a daily or weekly one from the days.
 	type periodGroup struct {
 		period uint32
 		k      groupKey
@@ -365,39 +379,38 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 		seriesUsers map[periodGroup]uint64
 		totalUsers  map[groupKey]uint64
 	)
-	// So do the distinct users of the whole range when no UTC month holds
-	// two of its bounds (any range over a month boundary, or one month),
-	// instead of merging every user set of the series.
 	if base.users && base.tables() != levelModel {
-		rangeMonths, ok := userMonthsOf(p.from, p.to, "", s.loc)
-		var seriesMonths []userMonth
-		byMonth := p.granularity == "month"
-		if ok && byMonth {
-			seriesMonths, ok = userMonthsOf(p.from, p.to, "month", s.loc)
+		spans, ok := userSpansOf(p.from, p.to, "", "month", s.loc)
+		unit := "month"
+		if !ok {
+			spans, ok = userSpansOf(p.from, p.to, "", "day", s.loc)
+			unit = "day"
 		}
 		if ok {
 			totalUsers = map[groupKey]uint64{}
 			g.Go(func() error {
-				return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: rangeMonths}, func(_ uint32, k groupKey, n uint64) {
+				return q.scanUserSpans(gctx, userSpansQuery{usage: base, unit: unit, spans: spans}, func(_ uint32, k groupKey, n uint64) {
 					totalUsers[k] = n
 				})
 			})
 		}
-		if ok && byMonth {
-			timed.users = false
-			seriesUsers = map[periodGroup]uint64{}
-			g.Go(func() error {
-				return q.scanUserMonths(gctx, userMonthsQuery{usage: base, months: seriesMonths}, func(period uint32, k groupKey, n uint64) {
-					seriesUsers[periodGroup{period, k}] = n
+		if unit := seriesUserUnits[p.granularity]; unit != "" {
+			if spans, ok := userSpansOf(p.from, p.to, p.granularity, unit, s.loc); ok {
+				timed.users = false
+				seriesUsers = map[periodGroup]uint64{}
+				g.Go(func() error {
+					return q.scanUserSpans(gctx, userSpansQuery{usage: base, unit: unit, spans: spans}, func(period uint32, k groupKey, n uint64) {
+						seriesUsers[periodGroup{period, k}] = n
+					})
 				})
-			})
+			}
 		}
 	}
 	// The other totals add up from the series, except distinct users
 	// without them from org_user_months: those come from the series' WITH
 	// TOTALS row without a group-by, else from a query over the whole range.
 	sumSeries := !base.users || totalUsers != nil
-	timed.totals = !sumSeries && len(p.groupBy) == 0 && p.granularity != ""
+	timed.totals = !sumSeries && timed.users && len(p.groupBy) == 0 && p.granularity != ""
 	if !sumSeries && !timed.totals {
 		g.Go(func() error {
 			_, err := q.scanUsage(gctx, base, len(p.groupBy), func(_ uint32, k groupKey, a agg) {
@@ -547,9 +560,9 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	return resp, nil
 }
 
-// scanUserMonths runs a userMonthsQuery and calls fn per row; period is
-// 1 for the whole range.
-func (q *Query) scanUserMonths(ctx context.Context, uq userMonthsQuery, fn func(period uint32, k groupKey, n uint64)) error {
+// scanUserSpans runs a userSpansQuery and calls fn per row; period is 1
+// for the whole range.
+func (q *Query) scanUserSpans(ctx context.Context, uq userSpansQuery, fn func(period uint32, k groupKey, n uint64)) error {
 	sql, args := uq.build()
 	if uq.usage.to.Sub(uq.usage.from) > longRange {
 		ctx = background(ctx)
@@ -580,11 +593,16 @@ func (q *Query) scanUserMonths(ctx context.Context, uq userMonthsQuery, fn func(
 	return nil
 }
 
-// userMonthsOf lists the UTC months that [from, to) (local month starts)
-// touches, each with the one period boundary inside it (the range's
-// bounds without a granularity, every local month start with "month").
-// False when a month holds two: no zone's month starts drift that far.
-func userMonthsOf(from, to time.Time, granularity string, loc *time.Location) ([]userMonth, bool) {
+// seriesUserUnits is the unit of the userSpansQuery of each granularity
+// whose periods' distinct users it can count.
+var seriesUserUnits = map[string]string{"day": "day", "week": "day", "month": "month"}
+
+// userSpansOf lists the UTC months or days (unit) that [from, to) (local
+// period starts) touches, each with the one period boundary inside it (the
+// range's bounds without a granularity, every local period start with
+// one). False when a span holds two: no zone's month starts drift that
+// far, but a 23-hour local day can start and end inside one UTC day.
+func userSpansOf(from, to time.Time, granularity, unit string, loc *time.Location) ([]userSpan, bool) {
 	key := func(t time.Time) uint32 {
 		if t.Before(from) || !t.Before(to) {
 			return 0
@@ -592,8 +610,7 @@ func userMonthsOf(from, to time.Time, granularity string, loc *time.Location) ([
 		if granularity == "" {
 			return 1
 		}
-		p := floorPeriod(t, "month", loc).In(loc)
-		return uint32(p.Year()*10000 + int(p.Month())*100 + p.Day())
+		return periodKey(floorPeriod(t, granularity, loc), granularity, loc)
 	}
 	bounds := []time.Time{from, to}
 	if granularity != "" {
@@ -603,28 +620,32 @@ func userMonthsOf(from, to time.Time, granularity string, loc *time.Location) ([
 		}
 	}
 	f := from.UTC()
-	var out []userMonth
-	for m := time.Date(f.Year(), f.Month()-1, 1, 0, 0, 0, 0, time.UTC); m.Before(to); m = m.AddDate(0, 1, 0) {
-		end := m.AddDate(0, 1, 0)
+	first, next := time.Date(f.Year(), f.Month()-1, 1, 0, 0, 0, 0, time.UTC), func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }
+	if unit == "day" {
+		first, next = time.Date(f.Year(), f.Month(), f.Day()-1, 0, 0, 0, 0, time.UTC), func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }
+	}
+	var out []userSpan
+	for m := first; m.Before(to); m = next(m) {
+		end := next(m)
 		if !end.After(from) {
 			continue
 		}
-		um := userMonth{start: m, boundary: end}
+		us := userSpan{start: m, boundary: end}
 		n := 0
 		for _, b := range bounds {
 			if b.After(m) && b.Before(end) {
-				um.boundary = b
+				us.boundary = b
 				n++
 			}
 		}
 		if n > 1 {
 			return nil, false
 		}
-		um.before = key(m)
+		us.before = key(m)
 		if n == 1 {
-			um.after = key(um.boundary)
+			us.after = key(us.boundary)
 		}
-		out = append(out, um)
+		out = append(out, us)
 	}
 	return out, true
 }

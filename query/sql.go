@@ -602,6 +602,9 @@ type userSpansQuery struct {
 	usage usageQuery // reseller, organization group-by, filters
 	unit  string
 	spans []userSpan
+	// total adds the distinct users of the whole range as period 1 (from
+	// the same rows: the range is the union of the periods).
+	total bool
 }
 
 // userSpan is one UTC month or day of a userSpansQuery: the boundary inside
@@ -643,14 +646,18 @@ func (q userSpansQuery) build() (string, []any) {
 		index = "toUInt32(intDiv(toUInt32(day) - ?, 86400) + 1)"
 		first = uint32(from.Unix())
 	}
+	total := ""
+	if q.total {
+		total = ",\n            toUInt32(in_before + in_after != 0)"
+	}
 	b := q.usage.filters(col+" >= ?", from, col+" < ?", to)
 	args := append([]any{first, bounds, before, after}, b.args...)
 	return `SELECT ` + group + `, uniqExact(user_id) AS distinct_users
 FROM (
     SELECT ` + org + `user_id,
         arrayJoin(arrayFilter(p -> p != 0, [
-            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0),
-            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0)])) AS period
+            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0) AS in_before,
+            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0) AS in_after` + total + `])) AS period
     FROM (
         SELECT org_id, user_id, first_at, last_at, ` + index + ` AS i,
             toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -563,7 +564,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 	}
 	// Distinct users from org_user_months and org_user_days against the
 	// 15-minute states.
-	var userMonths []string
+	var userMonths, withTotal []string
 	for _, tz := range []string{"UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Pacific/Chatham"} {
 		loc, err := loadZone(tz)
 		if err != nil {
@@ -605,6 +606,15 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 					return "SELECT toUInt32(" + period + ") AS p, " + org + " AS o, toUInt64(distinct_users) AS u FROM (\n" + sql + "\n) ORDER BY p, o"
 				}
 				add(name, wrap(sql), args)
+				if g != "" {
+					sql, args = userSpansQuery{usage: uq, unit: ug.unit, spans: spans, total: true}.build()
+					add(name+" with the total", wrap(sql), args)
+					whole := uq
+					whole.granularity, whole.level = "", levelOrg
+					sql, args = whole.build()
+					add(name+" total from day states", "SELECT toUInt32(1) AS p, "+org+" AS o, toUInt64(distinct_users) AS u FROM (\n"+sql+"\n) ORDER BY p, o", args)
+					withTotal = append(withTotal, name)
+				}
 				uq.level = levelOrg
 				sql, args = uq.build()
 				add(name+" from day states", wrap(sql), args)
@@ -635,6 +645,12 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 	for _, name := range userMonths {
 		if got, want := res[name].Rows, res[name+" from day states"].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
 			t.Errorf("%s: %v, from the day states %v", name, got, want)
+		}
+	}
+	for _, name := range withTotal {
+		want := append(slices.Clone(res[name+" total from day states"].Rows), res[name].Rows...)
+		if got := res[name+" with the total"].Rows; !reflect.DeepEqual(got, want) || len(res[name].Rows) == 0 {
+			t.Errorf("%s with the total: %v, want %v", name, got, want)
 		}
 	}
 	for _, name := range hybrid {
@@ -758,8 +774,8 @@ func TestUserSpansQueryBuild(t *testing.T) {
 FROM (
     SELECT org_id, user_id,
         arrayJoin(arrayFilter(p -> p != 0, [
-            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0),
-            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0)])) AS period
+            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0) AS in_before,
+            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0) AS in_after])) AS period
     FROM (
         SELECT org_id, user_id, first_at, last_at, indexOf(?, toUInt32(month)) AS i,
             toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,
@@ -776,16 +792,18 @@ ORDER BY period, org_id`, []any{
 			[]uint32{uint32(oct.Unix()), uint32(nov.Unix())}, []uint32{uint32(b.Unix()), uint32(dec.Unix())},
 			[]uint32{20261001, 20261101}, []uint32{20261101, 0}, "r1", oct, dec, "r1", []string{"pro"},
 		}},
-		{"days of the reseller", userSpansQuery{
+		{"days of the reseller with the total", userSpansQuery{
 			usage: usageQuery{reseller: "r1", orgs: []string{"o1"}},
 			unit:  "day",
 			spans: []userSpan{{d1, db.AddDate(0, 0, -1), 0, 7}, {d2, db, 7, 8}},
+			total: true,
 		}, `SELECT period, uniqExact(user_id) AS distinct_users
 FROM (
     SELECT user_id,
         arrayJoin(arrayFilter(p -> p != 0, [
-            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0),
-            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0)])) AS period
+            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0) AS in_before,
+            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0) AS in_after,
+            toUInt32(in_before + in_after != 0)])) AS period
     FROM (
         SELECT org_id, user_id, first_at, last_at, toUInt32(intDiv(toUInt32(day) - ?, 86400) + 1) AS i,
             toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,

@@ -366,11 +366,12 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	timed.granularity = p.granularity
 	timed.months, timed.days = wholeSpans(p.from, p.to, p.granularity, s.loc)
 	// Without model or language, distinct users come from org_user_months
-	// and org_user_days, and the series' other metrics from sums alone:
-	// over the whole range from the months when no UTC month holds two of
-	// its bounds (any range over a month boundary, or one month), else from
-	// the days (a shorter range); per period of a monthly series from the
-	// months, of a daily or weekly one from the days.
+	// and org_user_days, and the series' other metrics from sums alone: per
+	// period of a monthly series from the months, of a daily or weekly one
+	// from the days, with the whole range's total from the same rows.
+	// Without such a series, the total comes from the months when no UTC
+	// month holds two of the range's bounds (any range over a month
+	// boundary, or one month), else from the days (a shorter range).
 	type periodGroup struct {
 		period uint32
 		k      groupKey
@@ -380,30 +381,34 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 		totalUsers  map[groupKey]uint64
 	)
 	if base.users && base.tables() != levelModel {
-		spans, ok := userSpansOf(p.from, p.to, "", "month", s.loc)
-		unit := "month"
+		uq := userSpansQuery{usage: base}
+		ok := false
+		if uq.unit = seriesUserUnits[p.granularity]; uq.unit != "" {
+			uq.spans, ok = userSpansOf(p.from, p.to, p.granularity, uq.unit, s.loc)
+			uq.total = ok
+		}
 		if !ok {
-			spans, ok = userSpansOf(p.from, p.to, "", "day", s.loc)
-			unit = "day"
+			uq.unit = "month"
+			if uq.spans, ok = userSpansOf(p.from, p.to, "", uq.unit, s.loc); !ok {
+				uq.unit = "day"
+				uq.spans, ok = userSpansOf(p.from, p.to, "", uq.unit, s.loc)
+			}
 		}
 		if ok {
 			totalUsers = map[groupKey]uint64{}
-			g.Go(func() error {
-				return q.scanUserSpans(gctx, userSpansQuery{usage: base, unit: unit, spans: spans}, func(_ uint32, k groupKey, n uint64) {
-					totalUsers[k] = n
-				})
-			})
-		}
-		if unit := seriesUserUnits[p.granularity]; unit != "" {
-			if spans, ok := userSpansOf(p.from, p.to, p.granularity, unit, s.loc); ok {
+			if uq.total {
 				timed.users = false
 				seriesUsers = map[periodGroup]uint64{}
-				g.Go(func() error {
-					return q.scanUserSpans(gctx, userSpansQuery{usage: base, unit: unit, spans: spans}, func(period uint32, k groupKey, n uint64) {
-						seriesUsers[periodGroup{period, k}] = n
-					})
-				})
 			}
+			g.Go(func() error {
+				return q.scanUserSpans(gctx, uq, func(period uint32, k groupKey, n uint64) {
+					if period == 1 {
+						totalUsers[k] = n
+					} else {
+						seriesUsers[periodGroup{period, k}] = n
+					}
+				})
+			})
 		}
 	}
 	// The other totals add up from the series, except distinct users

@@ -74,12 +74,7 @@ LIMIT ?`,
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sql, args := tc.q.build()
-			if sql != tc.wantSQL {
-				t.Errorf("sql:\n%s\nwant:\n%s", sql, tc.wantSQL)
-			}
-			if !reflect.DeepEqual(args, tc.wantArgs) {
-				t.Errorf("args %v, want %v", args, tc.wantArgs)
-			}
+			checkBuilt(t, sql, args, tc.wantSQL, tc.wantArgs)
 		})
 	}
 }
@@ -238,12 +233,7 @@ ORDER BY period, model`,
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sql, args := tc.q.build()
-			if sql != tc.wantSQL {
-				t.Errorf("sql:\n%s\nwant:\n%s", sql, tc.wantSQL)
-			}
-			if !reflect.DeepEqual(args, tc.wantArgs) {
-				t.Errorf("args %v, want %v", args, tc.wantArgs)
-			}
+			checkBuilt(t, sql, args, tc.wantSQL, tc.wantArgs)
 		})
 	}
 }
@@ -824,12 +814,7 @@ ORDER BY period`, []any{
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sql, args := tc.q.build()
-			if sql != tc.wantSQL {
-				t.Errorf("SQL:\n%s\nwant:\n%s", sql, tc.wantSQL)
-			}
-			if !reflect.DeepEqual(args, tc.wantArgs) {
-				t.Errorf("args %v, want %v", args, tc.wantArgs)
-			}
+			checkBuilt(t, sql, args, tc.wantSQL, tc.wantArgs)
 		})
 	}
 }
@@ -915,5 +900,16 @@ func TestUserSpansOf(t *testing.T) {
 				t.Errorf("got %v\nwant %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// checkBuilt compares a builder's SQL and arguments with the wanted ones.
+func checkBuilt(t *testing.T, sql string, args []any, wantSQL string, wantArgs []any) {
+	t.Helper()
+	if sql != wantSQL {
+		t.Errorf("sql:\n%s\nwant:\n%s", sql, wantSQL)
+	}
+	if !reflect.DeepEqual(args, wantArgs) {
+		t.Errorf("args %v, want %v", args, wantArgs)
 	}
 }

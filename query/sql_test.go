@@ -334,7 +334,7 @@ func deref(f *float64) any {
 
 // TestTimeZoneBuckets: ClickHouse's period of every 15-minute bucket, in
 // zones with 30- and 45-minute offsets and across DST changes, is the one
-// Go computes from the IANA database.
+// Go computes from the IANA database, and so is its key.
 func TestTimeZoneBuckets(t *testing.T) {
 	ch := testenv.ClickHouse(t)
 	for _, zc := range zoneCases {
@@ -360,10 +360,16 @@ func TestTimeZoneBuckets(t *testing.T) {
 					"hour": periodStart(hour, "hour", loc), "day": periodStart(day, "day", loc),
 					"week": periodStart(week, "week", loc), "month": periodStart(month, "month", loc),
 				}
+				keys := map[string]uint32{"hour": hour, "day": day, "week": week, "month": month}
 				for g, p := range got {
-					if want := floorPeriod(at, g, loc); !want.Equal(p) && bad < 10 {
+					want := floorPeriod(at, g, loc)
+					if !want.Equal(p) && bad < 10 {
 						bad++
 						t.Errorf("%s %s: ClickHouse %s, Go %s", at.UTC().Format(time.RFC3339), g, p.Format(time.RFC3339), want.Format(time.RFC3339))
+					}
+					if k := periodKey(want, g, loc); k != keys[g] && bad < 10 {
+						bad++
+						t.Errorf("%s %s: ClickHouse key %d, Go %d", at.UTC().Format(time.RFC3339), g, keys[g], k)
 					}
 				}
 			}

@@ -248,7 +248,6 @@ func periods(from, to time.Time, granularity string, loc *time.Location, limit i
 	return out
 }
 
-// periodStart turns a period key from SQL (see granularities) into its start.
 // periodKey is the key the usage queries give the period starting at p
 // (the inverse of periodStart).
 func periodKey(p time.Time, granularity string, loc *time.Location) uint32 {
@@ -259,6 +258,7 @@ func periodKey(p time.Time, granularity string, loc *time.Location) uint32 {
 	return uint32(p.Unix())
 }
 
+// periodStart turns a period key from SQL (see granularities) into its start.
 func periodStart(key uint32, granularity string, loc *time.Location) time.Time {
 	if granularity == "week" || granularity == "month" {
 		return time.Date(int(key/10000), time.Month(key/100%100), int(key%100), 0, 0, 0, 0, loc)
@@ -411,11 +411,11 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 			})
 		}
 	}
-	// The other totals add up from the series, except distinct users
-	// without them from org_user_months: those come from the series' WITH
-	// TOTALS row without a group-by, else from a query over the whole range.
+	// The other totals add up from the series, except distinct users not
+	// counted above: those come from the series' WITH TOTALS row without a
+	// group-by, else from a query over the whole range.
 	sumSeries := !base.users || totalUsers != nil
-	timed.totals = !sumSeries && timed.users && len(p.groupBy) == 0 && p.granularity != ""
+	timed.totals = !sumSeries && len(p.groupBy) == 0 && p.granularity != ""
 	if !sumSeries && !timed.totals {
 		g.Go(func() error {
 			_, err := q.scanUsage(gctx, base, len(p.groupBy), func(_ uint32, k groupKey, a agg) {

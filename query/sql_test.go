@@ -816,6 +816,20 @@ ORDER BY period`, []any{
 			uint32(d1.Unix()), []uint32{uint32(db.AddDate(0, 0, -1).Unix()), uint32(db.Unix())},
 			[]uint32{0, 7}, []uint32{7, 8}, "r1", d1, d3, []string{"o1"},
 		}},
+		{"UTC days by organization, each in one period", userSpansQuery{
+			usage: usageQuery{reseller: "r1", groupBy: []string{"organization"}},
+			unit:  "day",
+			spans: []userSpan{{d1, d2, uint32(d1.Unix()), 0}, {d2, d3, uint32(d2.Unix()), 0}},
+		}, `SELECT period, org_id, uniqExact(user_id) AS distinct_users
+FROM (
+    SELECT org_id, user_id, toUInt32(arrayElement(?, toUInt32(intDiv(toUInt32(day) - ?, 86400) + 1))) AS period
+    FROM org_user_days
+    WHERE reseller_id = ?
+      AND day >= ?
+      AND day < ?
+)
+GROUP BY period, org_id
+ORDER BY period, org_id`, []any{[]uint32{uint32(d1.Unix()), uint32(d2.Unix())}, uint32(d1.Unix()), "r1", d1, d3}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -381,27 +381,21 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 		totalUsers  map[groupKey]uint64
 	)
 	if base.users && base.tables() != levelModel {
-		uq := userSpansQuery{usage: base}
+		series := userSpansQuery{usage: base, unit: seriesUserUnits[p.granularity]}
 		ok := false
-		if uq.unit = seriesUserUnits[p.granularity]; uq.unit != "" {
-			uq.spans, ok = userSpansOf(p.from, p.to, p.granularity, uq.unit, s.loc)
-			uq.total = ok
-		}
-		if !ok {
-			uq.unit = "month"
-			if uq.spans, ok = userSpansOf(p.from, p.to, "", uq.unit, s.loc); !ok {
-				uq.unit = "day"
-				uq.spans, ok = userSpansOf(p.from, p.to, "", uq.unit, s.loc)
-			}
+		if series.unit != "" {
+			series.spans, ok = userSpansOf(p.from, p.to, p.granularity, series.unit, s.loc)
 		}
 		if ok {
-			totalUsers = map[groupKey]uint64{}
-			if uq.total {
-				timed.users = false
-				seriesUsers = map[periodGroup]uint64{}
+			timed.users = false
+			seriesUsers = map[periodGroup]uint64{}
+			// The range's total comes with the periods (as period 1), unless
+			// each span lies in one period: a simpler query counts those.
+			if series.total = !series.whole(); series.total {
+				totalUsers = map[groupKey]uint64{}
 			}
 			g.Go(func() error {
-				return q.scanUserSpans(gctx, uq, func(period uint32, k groupKey, n uint64) {
+				return q.scanUserSpans(gctx, series, func(period uint32, k groupKey, n uint64) {
 					if period == 1 {
 						totalUsers[k] = n
 					} else {
@@ -409,6 +403,21 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 					}
 				})
 			})
+		}
+		if totalUsers == nil {
+			whole := userSpansQuery{usage: base, unit: "month"}
+			if whole.spans, ok = userSpansOf(p.from, p.to, "", whole.unit, s.loc); !ok {
+				whole.unit = "day"
+				whole.spans, ok = userSpansOf(p.from, p.to, "", whole.unit, s.loc)
+			}
+			if ok {
+				totalUsers = map[groupKey]uint64{}
+				g.Go(func() error {
+					return q.scanUserSpans(gctx, whole, func(_ uint32, k groupKey, n uint64) {
+						totalUsers[k] = n
+					})
+				})
+			}
 		}
 	}
 	// The other totals add up from the series, except distinct users not
@@ -625,13 +634,13 @@ func userSpansOf(from, to time.Time, granularity, unit string, loc *time.Locatio
 		}
 	}
 	f := from.UTC()
-	first, next := time.Date(f.Year(), f.Month()-1, 1, 0, 0, 0, 0, time.UTC), func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }
+	first := time.Date(f.Year(), f.Month()-1, 1, 0, 0, 0, 0, time.UTC)
 	if unit == "day" {
-		first, next = time.Date(f.Year(), f.Month(), f.Day()-1, 0, 0, 0, 0, time.UTC), func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }
+		first = time.Date(f.Year(), f.Month(), f.Day()-1, 0, 0, 0, 0, time.UTC)
 	}
 	var out []userSpan
-	for m := first; m.Before(to); m = next(m) {
-		end := next(m)
+	for m := first; m.Before(to); m = spanEnd(m, unit) {
+		end := spanEnd(m, unit)
 		if !end.After(from) {
 			continue
 		}

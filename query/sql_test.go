@@ -717,13 +717,7 @@ func TestKeySpecValidate(t *testing.T) {
 }
 
 func TestShiftMonthsZones(t *testing.T) {
-	utc := func(s string) time.Time {
-		v, err := time.Parse("2006-01-02 15:04", s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	utc := func(s string) time.Time { return parseUTC(t, s) }
 	cases := []struct {
 		name, tz string
 		from, to string // local month starts, as UTC
@@ -849,13 +843,7 @@ ORDER BY period, org_id`, []any{[]uint32{uint32(d1.Unix()), uint32(d2.Unix())}, 
 }
 
 func TestUserSpansOf(t *testing.T) {
-	at := func(s string) time.Time {
-		v, err := time.Parse("2006-01-02 15:04", s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	at := func(s string) time.Time { return parseUTC(t, s) }
 	type um struct {
 		start, boundary string
 		before, after   uint32
@@ -941,4 +929,14 @@ func checkBuilt(t *testing.T, sql string, args []any, wantSQL string, wantArgs [
 	if !reflect.DeepEqual(args, wantArgs) {
 		t.Errorf("args %v, want %v", args, wantArgs)
 	}
+}
+
+// parseUTC parses "2006-01-02 15:04" in UTC.
+func parseUTC(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse("2006-01-02 15:04", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -58,24 +59,79 @@ func cmpFloat(a, b float64) int {
 
 // quotaShare is usage / quota rounded to 4 digits (nil without a quota),
 // computed in integers from the usage as the API rounds it (thousandths of
-// a minute) so that the quota sort (orgSortKeys) orders by exactly this value.
+// a minute) so that the quota sort (orgSorts) orders by exactly this value.
 func quotaShare(ms, quota uint64) *float64 {
 	if quota == 0 {
 		return nil
 	}
-	thousandths := (ms + 30) / 60
-	share := float64((20*thousandths+quota)/(2*quota)) / 10000
+	share := float64(quotaKey(ms, quota)) / 10000
 	return &share
+}
+
+// usageKey is usage as the API rounds it: thousandths of a minute.
+func usageKey(ms uint64) uint64 { return (ms + 30) / 60 }
+
+// quotaKey is usage / quota in ten-thousandths, rounded from usageKey;
+// quota must not be 0.
+func quotaKey(ms, quota uint64) uint64 {
+	return (20*usageKey(ms) + quota) / (2 * quota)
 }
 
 var orgStatuses = []string{schemas.OrgStatusActive, schemas.OrgStatusTrial, schemas.OrgStatusSuspended}
 
-// organizations lists the reseller's organizations: ClickHouse filters,
-// joins, sorts and pages them (see orgsQuery).
+// orgRow is one organization of the list with what its sorts compare.
+type orgRow struct {
+	orgSummary
+	nameKey string // lowerUTF8(name) from ClickHouse
+	ms      uint64 // usage in the current month
+}
+
+// orgSorts compare two organizations by each sort key, ascending. Names
+// compare lower case; plan and status byte by byte; usage as the API
+// rounds it; quota as quotaShare rounds it. Ties go by id, in the
+// request's direction too (see sortOrgs).
+var orgSorts = map[string]func(a, b *orgRow) int{
+	"name":    func(a, b *orgRow) int { return strings.Compare(a.nameKey, b.nameKey) },
+	"usage":   func(a, b *orgRow) int { return cmp.Compare(usageKey(a.ms), usageKey(b.ms)) },
+	"created": func(a, b *orgRow) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"users":   func(a, b *orgRow) int { return cmp.Compare(a.Users, b.Users) },
+	"plan":    func(a, b *orgRow) int { return strings.Compare(a.Plan, b.Plan) },
+	"status":  func(a, b *orgRow) int { return strings.Compare(a.Status, b.Status) },
+	"quota": func(a, b *orgRow) int {
+		return cmp.Compare(quotaKey(a.ms, max(a.QuotaMinutes, 1)), quotaKey(b.ms, max(b.QuotaMinutes, 1)))
+	},
+}
+
+// sortOrgs orders rows by key (a key of orgSorts), then by id, both in
+// the given direction; for the quota sort, organizations without a quota
+// come last in both directions.
+func sortOrgs(rows []orgRow, key string, desc bool) {
+	by := orgSorts[key]
+	slices.SortFunc(rows, func(a, b orgRow) int {
+		if az, bz := a.QuotaMinutes == 0, b.QuotaMinutes == 0; key == "quota" && az != bz {
+			if az {
+				return 1
+			}
+			return -1
+		}
+		c := by(&a, &b)
+		if c == 0 {
+			c = strings.Compare(a.ID, b.ID)
+		}
+		if desc {
+			return -c
+		}
+		return c
+	})
+}
+
+// organizations lists the reseller's organizations: ClickHouse filters
+// them and sums their usage, users and quotas in four flat queries run
+// at once (see orgsQuery); they are joined, sorted and paged here.
 func (q *Query) organizations(c *fiber.Ctx) error {
 	s := scopeOf(c)
 	sortBy, order := c.Query("sort", "name"), c.Query("order", "asc")
-	if _, ok := orgSortKeys[sortBy]; !ok {
+	if _, ok := orgSorts[sortBy]; !ok {
 		return badParam("sort", "unknown sort %q: want name, usage, created, users, plan, status or quota", sortBy)
 	}
 	if order != "asc" && order != "desc" {
@@ -98,44 +154,79 @@ func (q *Query) organizations(c *fiber.Ctx) error {
 	plans := listParam(c, "plan")
 	needle := strings.ToLower(strings.TrimSpace(c.Query("q")))
 
-	ctx := c.UserContext()
 	now := q.now()
 	monthStart := startOfMonth(now, s.loc)
-	oq := orgsQuery{reseller: s.reseller, needle: needle, plans: plans, statuses: statuses, sort: sortBy, desc: order == "desc",
-		usage:  usageQuery{reseller: s.reseller, from: monthStart.UTC(), to: now.UTC(), groupBy: []string{"organization"}},
-		offset: (page - 1) * size, limit: size}
+	oq := orgsQuery{reseller: s.reseller, needle: needle, plans: plans, statuses: statuses,
+		usage: usageQuery{reseller: s.reseller, from: monthStart.UTC(), to: now.UTC(), groupBy: []string{"organization"}}}
 	oq.usage.months, oq.usage.days = wholeSpans(monthStart, now, "month", s.loc)
-	resp := orgsResponse{Organizations: []orgSummary{}, Period: period{From: monthStart, To: now.In(s.loc)}, Page: page, PageSize: size}
-	sql, args := oq.count()
-	var total uint64
-	if err := q.conn.QueryRow(ctx, sql, args...).Scan(&total); err != nil {
-		return fmt.Errorf("organizations: %w", err)
-	}
-	resp.Total = int(total)
-	if oq.offset >= resp.Total {
-		return c.JSON(resp)
-	}
-	sql, args = oq.page()
-	rows, err := q.conn.Query(ctx, sql, args...)
+	rows, err := q.orgList(c.UserContext(), oq)
 	if err != nil {
-		return fmt.Errorf("organizations: %w", err)
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var o orgSummary
-		var ms uint64
-		if err := rows.Scan(&o.ID, &o.Name, &o.Plan, &o.Status, &o.CreatedAt, &o.Users, &ms, &o.QuotaMinutes); err != nil {
-			return fmt.Errorf("organizations: %w", err)
-		}
-		o.CreatedAt = o.CreatedAt.UTC()
-		o.UsageMinutes = msToMinutes(ms)
-		o.QuotaShare = quotaShare(ms, o.QuotaMinutes)
-		resp.Organizations = append(resp.Organizations, o)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("organizations: %w", err)
+	sortOrgs(rows, sortBy, order == "desc")
+	resp := orgsResponse{Organizations: []orgSummary{}, Period: period{From: monthStart, To: now.In(s.loc)}, Page: page, PageSize: size, Total: len(rows)}
+	for i := (page - 1) * size; i < min(page*size, len(rows)); i++ {
+		resp.Organizations = append(resp.Organizations, rows[i].orgSummary)
 	}
 	return c.JSON(resp)
+}
+
+// orgList runs oq: the organizations passing its filters, each with its
+// active users, quota and usage.
+func (q *Query) orgList(ctx context.Context, oq orgsQuery) ([]orgRow, error) {
+	var (
+		orgs   []orgRow
+		users  = map[string]uint64{}
+		quotas = map[string]uint64{}
+		usage  = map[string]uint64{}
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		sql, args := oq.filtered()
+		rows, err := q.conn.Query(gctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("organizations: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var o orgRow
+			if err := rows.Scan(&o.ID, &o.Name, &o.Plan, &o.Status, &o.CreatedAt, &o.nameKey); err != nil {
+				return fmt.Errorf("organizations: %w", err)
+			}
+			o.CreatedAt = o.CreatedAt.UTC()
+			orgs = append(orgs, o)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("organizations: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := q.scanCounts(gctx, userCountsSQL, func(id string, n uint64) { users[id] = n }, oq.reseller); err != nil {
+			return fmt.Errorf("organization users: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := q.scanCounts(gctx, quotasSQL, func(id string, n uint64) { quotas[id] = n }, oq.reseller); err != nil {
+			return fmt.Errorf("organization quotas: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		_, err := q.scanUsage(gctx, oq.usage, 1, func(_ uint32, k groupKey, a agg) { usage[k[0]] = a.mediaMS })
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i := range orgs {
+		o := &orgs[i]
+		o.Users, o.QuotaMinutes, o.ms = users[o.ID], quotas[o.ID], usage[o.ID]
+		o.UsageMinutes = msToMinutes(o.ms)
+		o.QuotaShare = quotaShare(o.ms, o.QuotaMinutes)
+	}
+	return orgs, nil
 }
 
 // orgSummaries is every organization of a reseller with its usage in

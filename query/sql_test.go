@@ -261,40 +261,82 @@ var zoneCases = []struct {
 
 const zoneBuckets = 4 * 24 * 3 // three days of 15-minute buckets
 
-// TestOrgsQueryOrder: each sort's ORDER BY, its direction applied to the
-// key and the org_id tie-break; organizations without a quota last either
-// way. Values stay bound.
-func TestOrgsQueryOrder(t *testing.T) {
+// TestOrgsQueryFiltered: the filters apply outside FINAL, values stay
+// bound, and the name key comes with each row.
+func TestOrgsQueryFiltered(t *testing.T) {
 	cases := []struct {
-		name, sort string
-		desc       bool
-		want       string
+		name string
+		oq   orgsQuery
+		want string
+		args []any
 	}{
-		{"name", "name", false, "ORDER BY lowerUTF8(name), org_id\n"},
-		{"usage desc", "usage", true, "ORDER BY intDiv(media_ms + 30, 60) DESC, org_id DESC\n"},
-		{"plan", "plan", false, "ORDER BY plan, org_id\n"},
-		{"plan desc", "plan", true, "ORDER BY plan DESC, org_id DESC\n"},
-		{"status", "status", false, "ORDER BY status, org_id\n"},
-		{"status desc", "status", true, "ORDER BY status DESC, org_id DESC\n"},
-		{"quota", "quota", false, "ORDER BY quota_minutes = 0, intDiv(20 * intDiv(media_ms + 30, 60) + quota_minutes, 2 * greatest(quota_minutes, 1)), org_id\n"},
-		{"quota desc", "quota", true, "ORDER BY quota_minutes = 0, intDiv(20 * intDiv(media_ms + 30, 60) + quota_minutes, 2 * greatest(quota_minutes, 1)) DESC, org_id DESC\n"},
+		{"no filter", orgsQuery{reseller: "r1"}, `SELECT org_id, name, plan, status, created_at, lowerUTF8(name) AS name_key
+FROM (SELECT org_id, name, plan, status, created_at FROM organizations FINAL WHERE reseller_id = ?)
+WHERE 1`, []any{"r1"}},
+		{"search, plans and statuses", orgsQuery{reseller: "r1", needle: "x'y", plans: []string{"pro"}, statuses: []string{"active", "trial"}},
+			`SELECT org_id, name, plan, status, created_at, lowerUTF8(name) AS name_key
+FROM (SELECT org_id, name, plan, status, created_at FROM organizations FINAL WHERE reseller_id = ?)
+WHERE 1
+  AND position(lowerUTF8(name), ?) > 0
+  AND plan IN (SELECT arrayJoin(?))
+  AND status IN (SELECT arrayJoin(?))`, []any{"r1", "x'y", []string{"pro"}, []string{"active", "trial"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			oq := orgsQuery{reseller: "r1", needle: "x'y", plans: []string{"pro"}, sort: tc.sort, desc: tc.desc, offset: 25, limit: 25,
-				usage: usageQuery{reseller: "r1", from: fixedNow.AddDate(0, 0, -19), to: fixedNow, groupBy: []string{"organization"}}}
-			sql, args := oq.page()
-			if !strings.Contains(sql, "\n"+tc.want+"LIMIT ?, ?") {
-				t.Errorf("page SQL does not end with %q:\n%s", tc.want+"LIMIT ?, ?", sql)
+			sql, args := tc.oq.filtered()
+			checkBuilt(t, sql, args, tc.want, tc.args)
+		})
+	}
+}
+
+// TestSortOrgs: each sort's key, its direction, the id tie-break in the
+// same direction, and organizations without a quota last either way.
+func TestSortOrgs(t *testing.T) {
+	at := func(day int) time.Time { return time.Date(2026, 11, day, 0, 0, 0, 0, time.UTC) }
+	org := func(id, nameKey, plan, status string, created time.Time, users, ms, quota uint64) orgRow {
+		return orgRow{orgSummary: orgSummary{ID: id, Plan: plan, Status: status, CreatedAt: created, Users: users, QuotaMinutes: quota}, nameKey: nameKey, ms: ms}
+	}
+	rows := []orgRow{
+		org("o1", "beta", "pro", "active", at(3), 2, 60_000, 100),   // 1,000 thousandths; share 0.01
+		org("o2", "alpha", "starter", "trial", at(1), 5, 59_990, 0), // rounds to the same usage as o1
+		org("o3", "beta", "pro", "suspended", at(2), 2, 0, 10),      // name tie with o1
+		org("o4", "ähm", "enterprise", "active", at(2), 0, 120_000, 0),
+		org("o5", "gamma", "pro", "active", at(5), 9, 600_000, 1), // share 1.0
+	}
+	cases := []struct {
+		key  string
+		desc bool
+		want string
+	}{
+		{"name", false, "o2 o1 o3 o5 o4"}, // byte order of the lower-case keys: "ä" after ASCII
+		{"name", true, "o4 o5 o3 o1 o2"},
+		{"usage", false, "o3 o1 o2 o4 o5"},
+		{"usage", true, "o5 o4 o2 o1 o3"},
+		{"created", false, "o2 o3 o4 o1 o5"},
+		{"created", true, "o5 o1 o4 o3 o2"},
+		{"users", false, "o4 o1 o3 o2 o5"},
+		{"users", true, "o5 o2 o3 o1 o4"},
+		{"plan", false, "o4 o1 o3 o5 o2"},
+		{"plan", true, "o2 o5 o3 o1 o4"},
+		{"status", false, "o1 o4 o5 o3 o2"},
+		{"status", true, "o2 o3 o5 o4 o1"},
+		{"quota", false, "o3 o1 o5 o2 o4"},
+		{"quota", true, "o5 o1 o3 o4 o2"},
+	}
+	for _, tc := range cases {
+		name := tc.key
+		if tc.desc {
+			name += " desc"
+		}
+		t.Run(name, func(t *testing.T) {
+			got := slices.Clone(rows)
+			sortOrgs(got, tc.key, tc.desc)
+			ids := make([]string, len(got))
+			for i, o := range got {
+				ids[i] = o.ID
 			}
-			if strings.Contains(sql, "x'y") || strings.Contains(sql, "'pro'") {
-				t.Errorf("a value is formatted into the SQL:\n%s", sql)
-			}
-			if n := strings.Count(sql, "?"); n != len(args) {
-				t.Errorf("%d placeholders, %d args", n, len(args))
-			}
-			if got := args[len(args)-2:]; !reflect.DeepEqual(got, []any{25, 25}) {
-				t.Errorf("offset, limit args %v, want [25 25]", got)
+			if s := strings.Join(ids, " "); s != tc.want {
+				t.Errorf("order %s, want %s", s, tc.want)
 			}
 		})
 	}
@@ -443,26 +485,19 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 		}
 	}
 	add("invoices", invoicesSQL, []any{"r1", month, to})
+	add("quotas", quotasSQL, []any{"r1"})
 	for i, oq := range []orgsQuery{
-		{reseller: "r1", sort: "name", limit: 25},
-		{reseller: "r1", sort: "usage", desc: true, offset: 1, limit: 1},
-		{reseller: "r1", sort: "users", needle: "a", plans: []string{"pro", "starter"}, statuses: []string{"active", "trial"}, limit: 25},
-		{reseller: "r1", sort: "created", desc: true, limit: 25},
-		{reseller: "r1", sort: "plan", limit: 25},
-		{reseller: "r1", sort: "status", desc: true, offset: 1, limit: 2},
-		{reseller: "r1", sort: "quota", desc: true, limit: 25},
-		{reseller: "r2", sort: "quota", limit: 25},
-		{reseller: "r2", sort: "quota", desc: true, limit: 25},
+		{reseller: "r1"},
+		{reseller: "r1", needle: "a", plans: []string{"pro", "starter"}, statuses: []string{"active", "trial"}},
+		{reseller: "r2", statuses: []string{"suspended"}},
 	} {
-		oq.usage = usageQuery{reseller: oq.reseller, from: month, to: fixedNow, groupBy: []string{"organization"}}
-		if i%2 == 1 {
-			oq.usage.months, oq.usage.days = wholeSpans(month, fixedNow, "month", time.UTC)
-		}
-		sql, args := oq.page()
-		add(fmt.Sprintf("orgs page %d", i), sql, args)
-		sql, args = oq.count()
-		add(fmt.Sprintf("orgs count %d", i), sql, args)
+		sql, args := oq.filtered()
+		add(fmt.Sprintf("orgs filtered %d", i), sql, args)
 	}
+	orgUsage := usageQuery{reseller: "r1", from: month, to: fixedNow, groupBy: []string{"organization"}}
+	orgUsage.months, orgUsage.days = wholeSpans(month, fixedNow, "month", time.UTC)
+	sql, args := orgUsage.build()
+	add("orgs usage", sql, args)
 	for i, nq := range []notificationsQuery{
 		{reseller: "r1", limit: 100},
 		{reseller: "r2", types: []string{"system.notice", "invoice.payment_failed"}, after: &noteCursor{timeMS: uint64(fixedNow.UnixMilli()), id: "zz"}, limit: 100},
@@ -477,7 +512,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 		sql, args := aq.build()
 		add(fmt.Sprintf("alert notifications %d", i), sql, args)
 	}
-	sql, args := activityReportQuery("r1", from, to, []string{"o1", "o2"}, []string{"completed"}, []string{"nova-2", "whisper-large"}, 1000)
+	sql, args = activityReportQuery("r1", from, to, []string{"o1", "o2"}, []string{"completed"}, []string{"nova-2", "whisper-large"}, 1000)
 	add("activity report", sql, args)
 	var hybrid, shifted []string
 	for _, tz := range []string{"UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Pacific/Chatham"} {

@@ -22,6 +22,10 @@ const (
 	DefaultDatabase    = "tally"
 	DefaultUsername    = "default"
 	DefaultDialTimeout = 10 * time.Second
+	// DefaultMaxConns bounds a process's open connections; as many are
+	// kept idle, so that bursts of queries (the query stage runs a
+	// request's queries at once) do not dial and close connections.
+	DefaultMaxConns = 16
 )
 
 var identRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -42,8 +46,8 @@ type Config struct {
 	Password string
 	// DialTimeout defaults to 10s.
 	DialTimeout time.Duration
-	// MaxOpenConns and MaxIdleConns: 0 leaves clickhouse-go's defaults
-	// (MaxIdleConns 5, MaxOpenConns MaxIdleConns+5).
+	// MaxOpenConns defaults to DefaultMaxConns, MaxIdleConns to
+	// MaxOpenConns.
 	MaxOpenConns int
 	MaxIdleConns int
 	// ConnMaxLifetime: 0 leaves clickhouse-go's default (1h).
@@ -60,6 +64,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = DefaultMaxConns
+	}
+	if c.MaxIdleConns == 0 {
+		c.MaxIdleConns = c.MaxOpenConns
 	}
 	return c
 }

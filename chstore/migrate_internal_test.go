@@ -125,7 +125,11 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if got := (Config{}).WithDefaults(); got.Database != "tally" || got.Username != "default" || got.DialTimeout == 0 {
+	if got := (Config{}).WithDefaults(); got.Database != "tally" || got.Username != "default" || got.DialTimeout == 0 ||
+		got.MaxOpenConns != DefaultMaxConns || got.MaxIdleConns != DefaultMaxConns {
 		t.Errorf("WithDefaults() = %+v", got)
+	}
+	if got := (Config{MaxOpenConns: 4}).WithDefaults(); got.MaxIdleConns != 4 {
+		t.Errorf("WithDefaults() with 4 open connections keeps %d idle, want 4", got.MaxIdleConns)
 	}
 }

@@ -175,6 +175,7 @@ type clickhouseOptions struct {
 	database string
 	user     string
 	password string
+	maxConns int
 }
 
 func (o *clickhouseOptions) register(fs *flag.FlagSet, defaultAddr, addrUsage string) {
@@ -182,10 +183,12 @@ func (o *clickhouseOptions) register(fs *flag.FlagSet, defaultAddr, addrUsage st
 	stringVar(fs, &o.database, "clickhouse-database", "tally", "ClickHouse database")
 	stringVar(fs, &o.user, "clickhouse-user", "default", "ClickHouse user")
 	stringVar(fs, &o.password, "clickhouse-password", "", "ClickHouse password")
+	intVar(fs, &o.maxConns, "clickhouse-max-conns", chstore.DefaultMaxConns, "most open ClickHouse connections, all kept idle between queries")
 }
 
 func (o *clickhouseOptions) config() chstore.Config {
-	return chstore.Config{Addr: o.addr, Database: o.database, Username: o.user, Password: o.password}
+	return chstore.Config{Addr: o.addr, Database: o.database, Username: o.user, Password: o.password,
+		MaxOpenConns: o.maxConns, MaxIdleConns: o.maxConns}
 }
 
 // streamOptions configures the JetStream streams.

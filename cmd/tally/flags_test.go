@@ -1,9 +1,11 @@
 package main
 
 import (
-	"github.com/tallyhq/tally/projector"
 	"testing"
 	"time"
+
+	"github.com/tallyhq/tally/chstore"
+	"github.com/tallyhq/tally/projector"
 )
 
 func TestFlagsFromEnvironment(t *testing.T) {
@@ -51,4 +53,34 @@ func TestMalformedEnvironmentIsAnError(t *testing.T) {
 		t.Fatal("want an error naming TALLY_BATCH_SIZE")
 	}
 	t.Log(err)
+}
+
+func TestClickHouseConnectionLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int
+	}{
+		{"default", nil, nil, chstore.DefaultMaxConns},
+		{"environment", map[string]string{"TALLY_CLICKHOUSE_MAX_CONNS": "4"}, nil, 4},
+		{"flag", nil, []string{"--clickhouse-max-conns", "32"}, 32},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			envErrors = nil
+			fs := newFlagSet("query")
+			var co clickhouseOptions
+			co.register(fs, "127.0.0.1:9000", "address")
+			if err := parseFlags(fs, tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if got := co.config(); got.MaxOpenConns != tt.want || got.MaxIdleConns != tt.want {
+				t.Fatalf("open %d, idle %d connections, want %d of each", got.MaxOpenConns, got.MaxIdleConns, tt.want)
+			}
+		})
+	}
 }

@@ -230,54 +230,18 @@ func (q *Query) orgList(ctx context.Context, oq orgsQuery) ([]orgRow, error) {
 }
 
 // orgSummaries is every organization of a reseller with its usage in
-// [from, to) (the financial report's rows).
+// [from, to) (the financial report's rows), by id.
 func (q *Query) orgSummaries(ctx context.Context, reseller string, from, to time.Time) ([]orgSummary, error) {
-	var out []orgSummary
-	rows, err := q.conn.Query(ctx, orgsSQL, reseller)
-	if err != nil {
-		return nil, fmt.Errorf("organizations: %w", err)
-	}
-	defer rows.Close()
-	byID := map[string]int{}
-	for rows.Next() {
-		var o orgSummary
-		if err := rows.Scan(&o.ID, &o.Name, &o.Plan, &o.Status, &o.CreatedAt); err != nil {
-			return nil, fmt.Errorf("organizations: %w", err)
-		}
-		o.CreatedAt = o.CreatedAt.UTC()
-		byID[o.ID] = len(out)
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("organizations: %w", err)
-	}
-	subs, err := q.subscriptions(ctx, subsSQL, reseller)
+	uq := usageQuery{reseller: reseller, from: from.UTC(), to: to.UTC(), groupBy: []string{"organization"}}
+	uq.months, uq.days = wholeSpans(from, to, "", time.UTC)
+	rows, err := q.orgList(ctx, orgsQuery{reseller: reseller, usage: uq})
 	if err != nil {
 		return nil, err
 	}
-	for id, sub := range subs {
-		if i, ok := byID[id]; ok {
-			out[i].QuotaMinutes = sub.QuotaMinutes
-		}
-	}
-	if err := q.scanCounts(ctx, userCountsSQL, func(id string, n uint64) {
-		if i, ok := byID[id]; ok {
-			out[i].Users = n
-		}
-	}, reseller); err != nil {
-		return nil, fmt.Errorf("organization users: %w", err)
-	}
-	usage := make([]uint64, len(out))
-	if err := q.scanCounts(ctx, orgMinutesSQL, func(id string, ms uint64) {
-		if i, ok := byID[id]; ok {
-			out[i].UsageMinutes = msToMinutes(ms)
-			usage[i] = ms
-		}
-	}, reseller, from.UTC(), to.UTC()); err != nil {
-		return nil, fmt.Errorf("organization usage: %w", err)
-	}
-	for i := range out {
-		out[i].QuotaShare = quotaShare(usage[i], out[i].QuotaMinutes)
+	slices.SortFunc(rows, func(a, b orgRow) int { return strings.Compare(a.ID, b.ID) })
+	out := make([]orgSummary, len(rows))
+	for i := range rows {
+		out[i] = rows[i].orgSummary
 	}
 	return out, nil
 }

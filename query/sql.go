@@ -46,11 +46,6 @@ FROM organizations FINAL
 WHERE reseller_id = ? AND org_id IN (SELECT arrayJoin(?))
 ORDER BY org_id`
 
-	orgsSQL = `SELECT org_id, name, plan, status, created_at
-FROM organizations FINAL
-WHERE reseller_id = ?
-ORDER BY org_id`
-
 	orgSQL = `SELECT org_id, name, plan, status, created_at
 FROM organizations FINAL
 WHERE reseller_id = ? AND org_id = ?`
@@ -78,12 +73,6 @@ ORDER BY user_id`
 	quotasSQL = `SELECT org_id, quota_minutes
 FROM subscriptions FINAL
 WHERE reseller_id = ?`
-
-	orgMinutesSQL = `SELECT org_id, sumMerge(media_ms) AS media_ms
-FROM usage_15m
-WHERE reseller_id = ? AND bucket >= ? AND bucket < ?
-GROUP BY org_id
-ORDER BY org_id`
 )
 
 // sqlBuilder collects WHERE conditions and their bound values in order.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"testing"
 	"time"
 
@@ -23,18 +24,12 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			envErrors = nil
-			fs := newFlagSet("project")
 			var no natsOptions
 			var po projectorOptions
-			no.register(fs)
-			po.register(fs)
-			if err := parseFlags(fs, tt.args); err != nil {
-				t.Fatal(err)
-			}
+			parseTestFlags(t, tt.env, tt.args, func(fs *flag.FlagSet) {
+				no.register(fs)
+				po.register(fs)
+			})
 			if no.url != tt.wantURL || po.batchSize != tt.wantBatch || po.batchWait != tt.wantWait {
 				t.Fatalf("got url %q batch %d wait %s", no.url, po.batchSize, po.batchWait)
 			}
@@ -68,19 +63,26 @@ func TestClickHouseConnectionLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			envErrors = nil
-			fs := newFlagSet("query")
 			var co clickhouseOptions
-			co.register(fs, "127.0.0.1:9000", "address")
-			if err := parseFlags(fs, tt.args); err != nil {
-				t.Fatal(err)
-			}
+			parseTestFlags(t, tt.env, tt.args, func(fs *flag.FlagSet) { co.register(fs, "127.0.0.1:9000", "address") })
 			if got := co.config(); got.MaxOpenConns != tt.want || got.MaxIdleConns != tt.want {
 				t.Fatalf("open %d, idle %d connections, want %d of each", got.MaxOpenConns, got.MaxIdleConns, tt.want)
 			}
 		})
+	}
+}
+
+// parseTestFlags sets env for the test, registers flags with register on
+// a fresh flag set and parses args.
+func parseTestFlags(t *testing.T, env map[string]string, args []string, register func(*flag.FlagSet)) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	envErrors = nil
+	fs := newFlagSet("test")
+	register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -57,17 +57,11 @@ func runBench(ctx context.Context, args []string) error {
 	cfg.ProjectorCommand = append([]string{exe, "project"}, strings.Fields(projFlags)...)
 	cfg.ProjectorEnv = strings.Fields(projEnv)
 	cfg.Only = parseKeys(only)
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return fmt.Errorf("cpu profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	rep, err := bench.Run(ctx, cfg, os.Stderr)
 	if err != nil {
 		return err
@@ -94,7 +88,7 @@ func runReadBench(ctx context.Context, mode string, args []string) error {
 	fs := newFlagSet("bench " + mode)
 	def := bench.DefaultReadConfig()
 	cfg := def
-	var end string
+	var end, cpuProfile string
 	intVar(fs, &cfg.Dataset.Orgs, "orgs", def.Dataset.Orgs, "organizations in the dataset")
 	intVar(fs, &cfg.Dataset.Resellers, "resellers", def.Dataset.Resellers, "resellers in the dataset")
 	intVar(fs, &cfg.Dataset.Jobs, "jobs", def.Dataset.Jobs, "jobs in the dataset")
@@ -108,6 +102,7 @@ func runReadBench(ctx context.Context, mode string, args []string) error {
 	stringVar(fs, &cfg.ClickHousePass, "clickhouse-password", "", "ClickHouse password (with --clickhouse-addr)")
 	stringVar(fs, &cfg.ClickHouseBinary, "clickhouse-server", "", "clickhouse-server binary to start (default: from PATH or /usr/sbin)")
 	stringVar(fs, &cfg.Database, "clickhouse-database", def.Database, "database holding the dataset")
+	stringVar(fs, &cpuProfile, "cpu-profile", "", "write a CPU profile of the bench process (the "+mode+" stage and its clients) to this file")
 	if mode == "query" {
 		intVar(fs, &cfg.Clients, "clients", def.Clients, "concurrent API clients")
 		durationVar(fs, &cfg.Duration, "duration", def.Duration, "how long the clients are measured")
@@ -131,9 +126,34 @@ func runReadBench(ctx context.Context, mode string, args []string) error {
 	if mode == "alerts" {
 		run = bench.RunAlerts
 	}
+	stop, err := startCPUProfile(cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	rep, err := run(ctx, cfg, os.Stderr)
 	if err != nil {
 		return err
 	}
 	return printReport(rep)
+}
+
+// startCPUProfile writes a CPU profile of this process to path until stop
+// is called; with no path it does nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -390,8 +390,17 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 			timed.users = false
 			seriesUsers = map[periodGroup]uint64{}
 			// The range's total comes with the periods (as period 1), unless
-			// each span lies in one period: a simpler query counts those.
-			if series.total = !series.whole(); series.total {
+			// each span lies in one period (a simpler query counts those) or
+			// the days' range total can come from the months: org_user_months
+			// holds a fifth of the rows (one month by day in New York, the
+			// largest benchmark reseller: 94 ms with the total, 61 + 19 ms
+			// for the two queries run at once).
+			series.total = !series.whole()
+			if series.total && series.unit == "day" {
+				_, monthsOK := userSpansOf(p.from, p.to, "", "month", s.loc)
+				series.total = !monthsOK
+			}
+			if series.total {
 				totalUsers = map[groupKey]uint64{}
 			}
 			g.Go(func() error {

@@ -521,12 +521,12 @@ FROM jobs
 ARRAY JOIN if(status IN ('completed', 'failed'), [created_at, updated_at], [created_at]) AS t
 WHERE created_at >= ? AND created_at < ?
 GROUP BY reseller_id, month, org_id, user_id`, true},
-	{"org_user_days", `INSERT INTO org_user_days (reseller_id, day, org_id, user_id, first_at, last_at)
-SELECT reseller_id, toStartOfDay(t, 'UTC') AS day, org_id, user_id, minState(t), maxState(t)
+	{"org_user_days", `INSERT INTO org_user_days (reseller_id, day, org_id, user_id, model, language, first_at, last_at)
+SELECT reseller_id, toStartOfDay(t, 'UTC') AS day, org_id, user_id, model, language, minState(t), maxState(t)
 FROM jobs
 ARRAY JOIN if(status IN ('completed', 'failed'), [created_at, updated_at], [created_at]) AS t
 WHERE created_at >= ? AND created_at < ?
-GROUP BY reseller_id, day, org_id, user_id`, true},
+GROUP BY reseller_id, day, org_id, user_id, model, language`, true},
 }
 
 func (ds *Dataset) derive(ctx context.Context, progress func(string)) error {

@@ -83,8 +83,10 @@ FROM jobs FINAL ORDER BY reseller_id, org_id, job_id`
 FROM jobs_open GROUP BY reseller_id, org_id, job_id, created_at, model HAVING s != 0 ORDER BY reseller_id, org_id, job_id`
 	const userMonthsSQL = `SELECT reseller_id, toUInt32(month), org_id, user_id, toUInt32(minMerge(first_at)), toUInt32(maxMerge(last_at))
 FROM org_user_months GROUP BY reseller_id, month, org_id, user_id ORDER BY reseller_id, month, org_id, user_id`
+	const userDaysSQL = `SELECT reseller_id, toUInt32(day), org_id, user_id, model, language, toUInt32(minMerge(first_at)), toUInt32(maxMerge(last_at))
+FROM org_user_days GROUP BY reseller_id, day, org_id, user_id, model, language ORDER BY reseller_id, day, org_id, user_id, model, language`
 	for name, sql := range map[string]string{"usage_15m": usageSQL, "jobs": jobsSQL, "org_user_months": userMonthsSQL,
-		"org_user_days": strings.NewReplacer("FROM org_user_months", "FROM org_user_days", "month", "day").Replace(userMonthsSQL),
+		"org_user_days": userDaysSQL,
 		"usage_1d":      strings.NewReplacer("FROM usage_15m", "FROM usage_1d", "bucket", "day").Replace(usageSQL),
 		"jobs_by_org":   strings.Replace(jobsSQL, "FROM jobs FINAL", "FROM jobs_by_org FINAL", 1), "jobs_open": openSQL} {
 		got, want := dump(t, ds.Conn, sql), dump(t, mv.Conn, sql)

@@ -19,8 +19,8 @@ const (
 FROM usage_15m GROUP BY reseller_id, org_id, bucket, model, language`
 	userMonthsSQL = `SELECT reseller_id, org_id, month, user_id, minMerge(first_at), maxMerge(last_at)
 FROM org_user_months GROUP BY reseller_id, org_id, month, user_id`
-	userDaysSQL = `SELECT reseller_id, org_id, day, user_id, minMerge(first_at), maxMerge(last_at)
-FROM org_user_days GROUP BY reseller_id, org_id, day, user_id`
+	userDaysSQL = `SELECT reseller_id, org_id, day, concat(user_id, '/', model, '/', language), minMerge(first_at), maxMerge(last_at)
+FROM org_user_days GROUP BY reseller_id, org_id, day, user_id, model, language`
 	tenantChangesSQL = `SELECT type, count() AS n, uniqExact(id) AS ids FROM tenant_changes GROUP BY type`
 	orgsSQL          = `SELECT reseller_id, org_id, name, plan, status FROM organizations FINAL`
 	subsSQL          = `SELECT reseller_id, org_id, plan, status, quota_minutes, price_minor FROM subscriptions FINAL`

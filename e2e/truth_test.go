@@ -17,7 +17,8 @@ type truth struct {
 	// userMonths: reseller/org/UTC month (2006-01)/user -> the first and
 	// last job event time (seconds) of that user in the month.
 	userMonths map[string][2]time.Time
-	// userDays: the same per UTC day (2006-01-02).
+	// userDays: the same per UTC day (2006-01-02), model and language
+	// (reseller/org/day/user/model/language).
 	userDays map[string][2]time.Time
 	orgs     map[string]orgState // reseller/org
 	subs     map[string]subState
@@ -115,8 +116,9 @@ func computeTruth(events []*schemas.Event) truth {
 			for _, p := range []struct {
 				m      map[string][2]time.Time
 				layout string
-			}{{tr.userMonths, "2006-01"}, {tr.userDays, "2006-01-02"}} {
-				m, k := p.m, tenant+"/"+at.Format(p.layout)+"/"+d.UserID
+				suffix string
+			}{{tr.userMonths, "2006-01", ""}, {tr.userDays, "2006-01-02", "/" + d.Model + "/" + d.Language}} {
+				m, k := p.m, tenant+"/"+at.Format(p.layout)+"/"+d.UserID+p.suffix
 				if r, ok := m[k]; !ok {
 					m[k] = [2]time.Time{at, at}
 				} else {

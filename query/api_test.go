@@ -190,6 +190,8 @@ func TestAPI(t *testing.T) {
 			{"usage_r1_hour_kathmandu", "r1", "/v1/usage?granularity=hour&from=2026-11-19T17:00:00Z&to=2026-11-19T20:00:00Z&tz=Asia/Kathmandu&metrics=minutes", 200},
 			{"usage_r1_hour_new_york_dst", "r1", "/v1/usage?granularity=hour&from=2026-11-01T04:00:00Z&to=2026-11-01T08:00:00Z&tz=America/New_York&group_by=model&metrics=minutes,jobs_completed", 200},
 			{"usage_r1_week_by_model_language", "r1", "/v1/usage?granularity=week&from=2026-10-26&to=2026-11-23&group_by=model,language&metrics=minutes,distinct_users", 200},
+			{"usage_r1_day_by_model_users_kolkata", "r1", "/v1/usage?from=2026-11-17&to=2026-11-21&tz=Asia/Kolkata&group_by=model&metrics=minutes,distinct_users", 200},
+			{"usage_r1_day_by_org_language_users_new_york_dst", "r1", "/v1/usage?from=2026-10-30&to=2026-11-03&tz=America/New_York&group_by=organization,language&model=nova-2,whisper-large&metrics=minutes,distinct_users", 200},
 			{"usage_r1_month_top1", "r1", "/v1/usage?granularity=month&from=2026-09-01&to=2026-12-01&group_by=organization&top=1&metrics=minutes,jobs_completed,distinct_users", 200},
 			{"usage_r1_filters", "r1", "/v1/usage?granularity=month&from=2026-10-01&to=2026-12-01&plan=starter&model=whisper-large&language=en&metrics=minutes,jobs_completed,jobs_failed", 200},
 			{"notifications_r1", "r1", "/v1/notifications", 200},

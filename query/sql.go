@@ -511,8 +511,10 @@ WHERE ` + b.clause(), append([]any{o.reseller}, b.args...)
 }
 
 // userSpansQuery counts distinct users per period, or over the whole
-// range, per organization or for the reseller, from org_user_months or
-// org_user_days (unit "month" or "day"). The range's bounds and the
+// range, per group (organization, model, language) or for the reseller,
+// from org_user_months or org_user_days (unit "month" or "day"; only
+// org_user_days has model and language, so only it serves a group-by or
+// filter on them). The range's bounds and the
 // periods' are local period starts; each UTC month or day read holds at
 // most one of them (see userSpansOf), so a user of the span counts in the
 // period before it when first seen before it, and in the period after it
@@ -549,9 +551,10 @@ func (q userSpansQuery) build() (string, []any) {
 		before = append(before, m.before)
 		after = append(after, m.after)
 	}
-	group, org := "period", ""
-	if len(q.usage.groupBy) > 0 {
-		group, org = "period, org_id", "org_id, "
+	group, dims := "period", ""
+	for _, d := range q.usage.groupBy {
+		group += ", " + dimensions[d]
+		dims += dimensions[d] + ", "
 	}
 	var from, to time.Time
 	if n := len(q.spans); n > 0 {
@@ -572,7 +575,7 @@ func (q userSpansQuery) build() (string, []any) {
 		// benchmark reseller, 89 → 31 over the range).
 		return `SELECT ` + group + `, uniqExact(user_id) AS distinct_users
 FROM (
-    SELECT ` + org + `user_id, toUInt32(arrayElement(?, ` + index + `)) AS period
+    SELECT ` + dims + `user_id, toUInt32(arrayElement(?, ` + index + `)) AS period
     FROM ` + userSpanTables[q.unit] + `
     WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n    ") + `
 )
@@ -586,12 +589,12 @@ ORDER BY ` + group, append([]any{before, first}, b.args...)
 	args := append([]any{first, bounds, before, after}, b.args...)
 	return `SELECT ` + group + `, uniqExact(user_id) AS distinct_users
 FROM (
-    SELECT ` + org + `user_id,
+    SELECT ` + dims + `user_id,
         arrayJoin(arrayFilter(p -> p != 0, [
             if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0) AS in_before,
             if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0) AS in_after` + total + `])) AS period
     FROM (
-        SELECT org_id, user_id, first_at, last_at, ` + index + ` AS i,
+        SELECT ` + dims + `user_id, first_at, last_at, ` + index + ` AS i,
             toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,
             toUInt32(arrayElement(?, i)) AS after
         FROM ` + userSpanTables[q.unit] + `

@@ -610,13 +610,24 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				zt = nextPeriod(nextPeriod(zf, "week", loc), "week", loc)
 			}
 			for _, v := range []struct {
-				name    string
-				groupBy []string
-				orgs    []string
-				plans   []string
-			}{{"by org", []string{"organization"}, nil, nil}, {"reseller", nil, nil, nil},
-				{"by org filtered", []string{"organization"}, []string{"o1", "o2"}, []string{"pro", "starter"}}} {
-				uq := usageQuery{reseller: "r1", from: zf.UTC(), to: zt.UTC(), granularity: g, tz: tz, groupBy: v.groupBy, orgs: v.orgs, plans: v.plans, users: true}
+				name      string
+				groupBy   []string
+				orgs      []string
+				plans     []string
+				models    []string
+				languages []string
+			}{{name: "by org", groupBy: []string{"organization"}}, {name: "reseller"},
+				{name: "by org filtered", groupBy: []string{"organization"}, orgs: []string{"o1", "o2"}, plans: []string{"pro", "starter"}},
+				// Model and language are in org_user_days only.
+				{name: "by model", groupBy: []string{"model"}},
+				{name: "by org and language", groupBy: []string{"organization", "language"}},
+				{name: "model and language filtered", models: []string{"nova-2"}, languages: []string{"en", "de"}}} {
+				uq := usageQuery{reseller: "r1", from: zf.UTC(), to: zt.UTC(), granularity: g, tz: tz, groupBy: v.groupBy,
+					orgs: v.orgs, plans: v.plans, models: v.models, languages: v.languages, users: true}
+				modelLevel := uq.tables() == levelModel
+				if modelLevel && ug.unit != "day" {
+					continue
+				}
 				spans, ok := userSpansOf(zf, zt, g, ug.unit, loc)
 				if !ok {
 					t.Fatalf("%s %s: no user %ss", tz, g, ug.unit)
@@ -625,7 +636,20 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				sql, args := userSpansQuery{usage: uq, unit: ug.unit, spans: spans}.build()
 				org := "''"
 				if len(v.groupBy) > 0 {
-					org = "org_id"
+					var cols []string
+					for _, d := range v.groupBy {
+						cols = append(cols, dimensions[d])
+					}
+					org = "concat(" + strings.Join(cols, ", '/', ") + ")"
+					if len(cols) == 1 {
+						org = cols[0]
+					}
+				}
+				// The reference: the user states of the tables the
+				// usage query would read without spans.
+				level := levelOrg
+				if modelLevel {
+					level = levelModel
 				}
 				period := "period"
 				if g == "" {
@@ -639,12 +663,12 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 					sql, args = userSpansQuery{usage: uq, unit: ug.unit, spans: spans, total: true}.build()
 					add(name+" with the total", wrap(sql), args)
 					whole := uq
-					whole.granularity, whole.level = "", levelOrg
+					whole.granularity, whole.level = "", level
 					sql, args = whole.build()
 					add(name+" total from day states", "SELECT toUInt32(1) AS p, "+org+" AS o, toUInt64(distinct_users) AS u FROM (\n"+sql+"\n) ORDER BY p, o", args)
 					withTotal = append(withTotal, name)
 				}
-				uq.level = levelOrg
+				uq.level = level
 				sql, args = uq.build()
 				add(name+" from day states", wrap(sql), args)
 				userMonths = append(userMonths, name)
@@ -837,7 +861,7 @@ FROM (
             if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0) AS in_after,
             toUInt32(in_before + in_after != 0)])) AS period
     FROM (
-        SELECT org_id, user_id, first_at, last_at, toUInt32(intDiv(toUInt32(day) - ?, 86400) + 1) AS i,
+        SELECT user_id, first_at, last_at, toUInt32(intDiv(toUInt32(day) - ?, 86400) + 1) AS i,
             toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,
             toUInt32(arrayElement(?, i)) AS after
         FROM org_user_days
@@ -866,6 +890,32 @@ FROM (
 )
 GROUP BY period, org_id
 ORDER BY period, org_id`, []any{[]uint32{uint32(d1.Unix()), uint32(d2.Unix())}, uint32(d1.Unix()), "r1", d1, d3}},
+		{"days by model and language, one model", userSpansQuery{
+			usage: usageQuery{reseller: "r1", groupBy: []string{"model", "language"}, models: []string{"general"}},
+			unit:  "day",
+			spans: []userSpan{{d1, db.AddDate(0, 0, -1), 0, 7}, {d2, db, 7, 8}},
+		}, `SELECT period, model, language, uniqExact(user_id) AS distinct_users
+FROM (
+    SELECT model, language, user_id,
+        arrayJoin(arrayFilter(p -> p != 0, [
+            if(toUInt32(finalizeAggregation(first_at)) < boundary, before, 0) AS in_before,
+            if(toUInt32(finalizeAggregation(last_at)) >= boundary, after, 0) AS in_after])) AS period
+    FROM (
+        SELECT model, language, user_id, first_at, last_at, toUInt32(intDiv(toUInt32(day) - ?, 86400) + 1) AS i,
+            toUInt32(arrayElement(?, i)) AS boundary, toUInt32(arrayElement(?, i)) AS before,
+            toUInt32(arrayElement(?, i)) AS after
+        FROM org_user_days
+        WHERE reseller_id = ?
+          AND day >= ?
+          AND day < ?
+          AND model IN (SELECT arrayJoin(?))
+    )
+)
+GROUP BY period, model, language
+ORDER BY period, model, language`, []any{
+			uint32(d1.Unix()), []uint32{uint32(db.AddDate(0, 0, -1).Unix()), uint32(db.Unix())},
+			[]uint32{0, 7}, []uint32{7, 8}, "r1", d1, d3, []string{"general"},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -365,13 +365,15 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	timed := base
 	timed.granularity = p.granularity
 	timed.months, timed.days = wholeSpans(p.from, p.to, p.granularity, s.loc)
-	// Without model or language, distinct users come from org_user_months
-	// and org_user_days, and the series' other metrics from sums alone: per
-	// period of a monthly series from the months, of a daily or weekly one
-	// from the days, with the whole range's total from the same rows.
-	// Without such a series, the total comes from the months when no UTC
-	// month holds two of the range's bounds (any range over a month
-	// boundary, or one month), else from the days (a shorter range).
+	// Distinct users come from org_user_months and org_user_days, and the
+	// series' other metrics from sums alone: per period of a monthly series
+	// from the months, of a daily or weekly one from the days, with the
+	// whole range's total from the same rows. Without such a series, the
+	// total comes from the months when no UTC month holds two of the
+	// range's bounds (any range over a month boundary, or one month), else
+	// from the days (a shorter range). With model or language (only the
+	// days have them), only daily and weekly series do so; the rest merge
+	// the user states of the model-level usage tables.
 	type periodGroup struct {
 		period uint32
 		k      groupKey
@@ -380,8 +382,10 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 		seriesUsers map[periodGroup]uint64
 		totalUsers  map[groupKey]uint64
 	)
-	if base.users && base.tables() != levelModel {
+	modelLevel := base.tables() == levelModel
+	if base.users && (!modelLevel || seriesUserUnits[p.granularity] == "day") {
 		monthSpans, monthsOK := userSpansOf(p.from, p.to, "", "month", s.loc)
+		monthsOK = monthsOK && !modelLevel
 		series := userSpansQuery{usage: base, unit: seriesUserUnits[p.granularity]}
 		ok := false
 		if series.unit != "" {
@@ -597,10 +601,11 @@ func (q *Query) scanUserSpans(ctx context.Context, uq userSpansQuery, fn func(pe
 			k      groupKey
 			n      uint64
 		)
-		dest := []any{&period, &n}
-		if len(uq.usage.groupBy) > 0 {
-			dest = []any{&period, &k[0], &n}
+		dest := []any{&period}
+		for i := range uq.usage.groupBy {
+			dest = append(dest, &k[i])
 		}
+		dest = append(dest, &n)
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("distinct users: %w", err)
 		}

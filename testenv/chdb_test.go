@@ -227,8 +227,9 @@ func TestReadModelsSameOnBothVersions(t *testing.T) {
 			FROM subscriptions FINAL ORDER BY org_id`},
 		{Name: "org_users_final", SQL: `SELECT org_id, user_id, role, active FROM org_users FINAL
 			WHERE reseller_id = ? ORDER BY user_id`, Args: []any{"r1"}},
-		{Name: "org_user_days", SQL: `SELECT reseller_id, day, org_id, user_id, minMerge(first_at), maxMerge(last_at)
-			FROM org_user_days GROUP BY reseller_id, day, org_id, user_id ORDER BY reseller_id, day, org_id, user_id`},
+		{Name: "org_user_days", SQL: `SELECT reseller_id, day, org_id, user_id, model, language, minMerge(first_at), maxMerge(last_at)
+			FROM org_user_days GROUP BY reseller_id, day, org_id, user_id, model, language
+			ORDER BY reseller_id, day, org_id, user_id, model, language`},
 		{Name: "tenant_changes", SQL: `SELECT reseller_id, type, org_id, user_id, time, time_ms, id, plan, status, amount_minor, currency, role
 			FROM tenant_changes ORDER BY reseller_id, type, org_id, user_id, time_ms`},
 		{Name: "custom_models_final", SQL: `SELECT model_id, name, base_model, language, shared FROM custom_models FINAL ORDER BY model_id`},

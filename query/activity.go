@@ -144,7 +144,15 @@ func (q *Query) latestJobs(ctx context.Context, aq activityQuery) ([]activityJob
 	if aq.after != nil {
 		upper = aq.after.CreatedAt
 	}
-	for _, w := range activityWindows {
+	windows := activityWindows
+	if len(aq.orgs) > 0 {
+		w, err := q.guidedWindow(ctx, aq, upper)
+		if err != nil {
+			return nil, err
+		}
+		windows = guidedWindows(w)
+	}
+	for _, w := range windows {
 		wq := aq
 		if w > 0 {
 			wq.since = upper.Add(-w)
@@ -155,6 +163,57 @@ func (q *Query) latestJobs(ctx context.Context, aq activityQuery) ([]activityJob
 		}
 	}
 	return nil, nil
+}
+
+// activityGuideSpan is how far back guidedWindow counts; organizations
+// with fewer jobs than a page in it are scanned whole.
+const activityGuideSpan = 35 * 24 * time.Hour
+
+// guidedWindow is how far back from upper the whole UTC days of aq's
+// organizations hold a page of jobs and a quarter more, by activityGuide's
+// counts; 0 (everything) when its span holds fewer. Most organizations
+// have fewer than a page of jobs a week: widening the windows took them
+// four scans one after the other.
+func (q *Query) guidedWindow(ctx context.Context, aq activityQuery, upper time.Time) (time.Duration, error) {
+	g := activityGuide{reseller: aq.reseller, orgs: aq.orgs, models: aq.models, statuses: aq.statuses,
+		since: upper.Add(-activityGuideSpan).Truncate(24 * time.Hour), upper: upper}
+	sql, args := g.build()
+	rows, err := q.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, fmt.Errorf("activity guide: %w", err)
+	}
+	defer rows.Close()
+	need := uint64(aq.limit + aq.limit/4)
+	var n uint64
+	for rows.Next() {
+		var day time.Time
+		var jobs uint64
+		if err := rows.Scan(&day, &jobs); err != nil {
+			return 0, fmt.Errorf("activity guide: %w", err)
+		}
+		if n += jobs; n >= need {
+			return upper.Sub(day), nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("activity guide: %w", err)
+	}
+	return 0, nil
+}
+
+// guidedWindows are the windows tried after a guided one: it, the wider
+// of activityWindows, and everything.
+func guidedWindows(guided time.Duration) []time.Duration {
+	if guided == 0 {
+		return []time.Duration{0}
+	}
+	out := []time.Duration{guided}
+	for _, w := range activityWindows {
+		if w == 0 || w > guided {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // openLatestJobs answers an in-progress filter from jobs_open: the

@@ -178,6 +178,52 @@ ORDER BY created_at DESC, org_id DESC, job_id DESC
 LIMIT ?`, b.args
 }
 
+// activityGuide counts, from the day aggregates, the jobs of some
+// organizations (and models) that an activity page may show, per UTC day
+// from since up to the last day that ends by upper, newest first:
+// latestJobs starts its scan at the newest day by which the counts reach
+// a page, instead of widening windows one query at a time. The counts are
+// a guide only (a status counts on the day it was reached, not the day
+// the job was created); the scan checks that it filled the page.
+type activityGuide struct {
+	reseller     string
+	orgs, models []string
+	statuses     []string // stored statuses, as activityQuery's
+	since, upper time.Time
+}
+
+func (g activityGuide) build() (string, []any) {
+	var b sqlBuilder
+	b.where("reseller_id = ?", g.reseller)
+	b.in("org_id", g.orgs)
+	b.in("model", g.models)
+	b.where("day >= ?", g.since)
+	b.where("day <= ?", g.upper.Add(-24*time.Hour))
+	table := "usage_org_1d"
+	if len(g.models) > 0 {
+		table = "usage_1d"
+	}
+	count := "sumMerge(jobs_created)"
+	var terminal []string
+	for _, s := range g.statuses {
+		if !slices.Contains(terminalStatuses, s) {
+			terminal = nil
+			break
+		}
+		if c := "sumMerge(jobs_" + s + ")"; !slices.Contains(terminal, c) {
+			terminal = append(terminal, c)
+		}
+	}
+	if len(terminal) > 0 {
+		count = strings.Join(terminal, " + ")
+	}
+	return `SELECT day, ` + count + ` AS jobs
+FROM ` + table + `
+WHERE ` + b.clause() + `
+GROUP BY day
+ORDER BY day DESC`, b.args
+}
+
 // Group-by dimensions: request name to column. The only identifiers a
 // request can put into SQL.
 var dimensions = map[string]string{

@@ -95,12 +95,14 @@ func (q *Query) overview(c *fiber.Ctx) error {
 		}
 		return nil
 	})
-	g.Go(func() (err error) {
-		if minNow, err = q.minutes(gctx, s, monthStart, now); err != nil {
-			return err
+	g.Go(func() error {
+		var msNow, msPrev uint64
+		if err := q.conn.QueryRow(gctx, minutesSQL, monthStart.UTC(), now.UTC(), prevStart.UTC(), prevEnd.UTC(),
+			s.reseller, prevStart.UTC(), now.UTC()).Scan(&msNow, &msPrev); err != nil {
+			return fmt.Errorf("overview minutes: %w", err)
 		}
-		minPrev, err = q.minutes(gctx, s, prevStart, prevEnd)
-		return err
+		minNow, minPrev = msToMinutes(msNow), msToMinutes(msPrev)
+		return nil
 	})
 	if err := g.Wait(); err != nil {
 		return err
@@ -145,19 +147,6 @@ func (q *Query) subscriptionsAsOf(ctx context.Context, reseller string, cut0, cu
 		st[w].mrr[cur] += mrr
 	}
 	return st[0], st[1], rows.Err()
-}
-
-// minutes is the usage of the 15-minute buckets that start in [from, to),
-// whole days read from usage_1d.
-func (q *Query) minutes(ctx context.Context, s scope, from, to time.Time) (float64, error) {
-	uq := usageQuery{reseller: s.reseller, from: from.UTC(), to: to.UTC()}
-	uq.months, uq.days = wholeSpans(from, to, "", s.loc)
-	var total uint64
-	_, err := q.scanUsage(ctx, uq, 0, func(_ uint32, _ groupKey, a agg) { total += a.mediaMS })
-	if err != nil {
-		return 0, fmt.Errorf("usage minutes: %w", err)
-	}
-	return msToMinutes(total), nil
 }
 
 func msToMinutes(ms uint64) float64 { return round(float64(ms)/60000, 3) }

@@ -31,6 +31,13 @@ WHERE if(w = 0, st0, st1) = 'active' AND if(w = 0, p0, p1) > 0
 GROUP BY w, currency
 ORDER BY w, currency`
 
+	// minutesSQL: the reseller's transcribed media (ms) in the 15-minute
+	// buckets that start in two ranges, the period and the one before it,
+	// in one read. Args: from0, to0, from1, to1, reseller, from1, to0.
+	minutesSQL = `SELECT sumMergeIf(media_ms, bucket >= ? AND bucket < ?) AS ms0, sumMergeIf(media_ms, bucket >= ? AND bucket < ?) AS ms1
+FROM usage_reseller_15m
+WHERE reseller_id = ? AND bucket >= ? AND bucket < ?`
+
 	// usersAsOfSQL: the users of the reseller's organizations just before
 	// two cutoffs. Args: cutoff0, cutoff1, reseller, cutoff0, cutoff1.
 	usersAsOfSQL = `SELECT countIf(l0 = 'user.added') AS users0, countIf(l1 = 'user.added') AS users1

@@ -457,6 +457,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 		{Name: "org counts", SQL: orgCountsSQL, Args: []any{month, "r1"}},
 		{Name: "subscriptions as of", SQL: subscriptionsAsOfSQL, Args: []any{fixedNow, fixedNow, fixedNow, month, month, month, "r1", fixedNow, month}},
 		{Name: "subscriptions as of r2", SQL: subscriptionsAsOfSQL, Args: []any{month, month, month, fixedNow, fixedNow, fixedNow, "r2", month, fixedNow}},
+		{Name: "minutes", SQL: minutesSQL, Args: []any{month, fixedNow, month.AddDate(0, -1, 0), fixedNow.AddDate(0, -1, 0), "r1", month.AddDate(0, -1, 0), fixedNow}},
 		{Name: "users as of", SQL: usersAsOfSQL, Args: []any{fixedNow, month, "r1", fixedNow, month}},
 		{Name: "org names", SQL: orgNamesSQL, Args: []any{"r1", []string{"o1", "o2", "o9"}}},
 		{Name: "org", SQL: orgSQL, Args: []any{"r1", "o1"}},

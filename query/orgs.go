@@ -159,6 +159,7 @@ func (q *Query) organizations(c *fiber.Ctx) error {
 	oq := orgsQuery{reseller: s.reseller, needle: needle, plans: plans, statuses: statuses,
 		usage: usageQuery{reseller: s.reseller, from: monthStart.UTC(), to: now.UTC(), groupBy: []string{"organization"}}}
 	oq.usage.months, oq.usage.days = wholeSpans(monthStart, now, "month", s.loc)
+	oq.usage.months, oq.usage.days, oq.usage.minus = tailMonth(oq.usage.from, oq.usage.to, now, oq.usage.months, oq.usage.days)
 	rows, err := q.orgList(c.UserContext(), oq)
 	if err != nil {
 		return err

@@ -267,6 +267,10 @@ type usageQuery struct {
 	// to) to read from usage_1mo and usage_1d (see wholeSpans); the rest of
 	// the range comes from usage_15m.
 	months, days [][2]time.Time
+	// minus are ranges of buckets outside [from, to), inside the last of
+	// months, whose sums are taken off that month's (see tailMonth). Sums
+	// without periods only: no granularity, no distinct users.
+	minus [][2]time.Time
 	// shift, for month periods in a zone whose months are not UTC months,
 	// reads usage_1mo anyway (see monthShift). Sums only: no distinct users.
 	shift *monthShift
@@ -349,6 +353,14 @@ const usageColumns = `sumMerge(media_ms) AS media_ms,
     sumMerge(processing_ms) AS processing_ms,
     `
 
+// signedUsageColumns are usageColumns over union parts with a sign: the
+// parts with sign -1 are taken off.
+const signedUsageColumns = `toUInt64(sumMergeIf(media_ms, sign > 0) - sumMergeIf(media_ms, sign < 0)) AS media_ms,
+    toUInt64(sumMergeIf(jobs_completed, sign > 0) - sumMergeIf(jobs_completed, sign < 0)) AS jobs_completed,
+    toUInt64(sumMergeIf(jobs_failed, sign > 0) - sumMergeIf(jobs_failed, sign < 0)) AS jobs_failed,
+    toUInt64(sumMergeIf(processing_ms, sign > 0) - sumMergeIf(processing_ms, sign < 0)) AS processing_ms,
+    `
+
 const (
 	usersColumn   = "uniqExactMerge(users) AS distinct_users"
 	noUsersColumn = "toUInt64(0) AS distinct_users"
@@ -413,6 +425,7 @@ func (u usageQuery) build() (string, []any) {
 	if u.users {
 		users = usersColumn
 	}
+	having := ""
 	level := u.tables()
 	if u.shift != nil && level != levelReseller {
 		return u.buildShifted(sel, group, levelTables[level])
@@ -438,6 +451,9 @@ func (u usageQuery) build() (string, []any) {
 			return "(" + strings.Join(conds, " OR ") + ")", args
 		}
 		cols := t.cols
+		if len(u.minus) > 0 {
+			cols += ", jobs_created, toInt8(1) AS sign"
+		}
 		var parts []string
 		for _, p := range []struct {
 			table, col string
@@ -461,6 +477,19 @@ func (u usageQuery) build() (string, []any) {
 			parts = append(parts, "SELECT "+strings.Replace(cols, "%s", "bucket", 1)+"\n    FROM "+t.byTime+"\n    WHERE "+
 				strings.ReplaceAll(b.clause(), "\n", "\n    "))
 		}
+		if len(u.minus) > 0 {
+			cond, cargs := cover("bucket", u.minus)
+			b := u.filters(append([]any{cond}, cargs...)...)
+			args = append(args, b.args...)
+			parts = append(parts, "SELECT "+strings.Replace(strings.Replace(cols, "%s", "bucket", 1), "toInt8(1)", "toInt8(-1)", 1)+
+				"\n    FROM "+t.byTime+"\n    WHERE "+strings.ReplaceAll(b.clause(), "\n", "\n    "))
+			head = "SELECT " + strings.Join(append(sel, signedUsageColumns+noUsersColumn), ",\n    ")
+			// A group with buckets only outside the range reads as zeros:
+			// every usage row counts at least one job event, so a group is
+			// in the range when some are left after taking off. (The
+			// counts of finished jobs are the output columns here.)
+			having = "\nHAVING jobs_completed + jobs_failed + toUInt64(sumMergeIf(jobs_created, sign > 0) - sumMergeIf(jobs_created, sign < 0)) > 0"
+		}
 		sql = head + "\nFROM (\n    " + strings.Join(parts, "\n    UNION ALL\n    ") + "\n)"
 	}
 	if len(group) > 0 {
@@ -468,7 +497,7 @@ func (u usageQuery) build() (string, []any) {
 		if u.totals {
 			sql += " WITH TOTALS"
 		}
-		sql += "\nORDER BY " + strings.Join(group, ", ")
+		sql += having + "\nORDER BY " + strings.Join(group, ", ")
 	}
 	return sql, args
 }

@@ -161,6 +161,33 @@ ORDER BY period, org_id`,
 			wantArgs: []any{"UTC", "r1", from, from.Add(12 * time.Hour), "r1", []string{"pro"}, "r1", from.Add(12 * time.Hour), to, "r1", []string{"pro"}},
 		},
 		{
+			name: "by organization: a month whole, the buckets outside the range taken off",
+			q: usageQuery{reseller: "r1", from: from.Add(4 * time.Hour), to: from.AddDate(0, 0, 19), groupBy: []string{"organization"},
+				months: [][2]time.Time{{from, from.AddDate(0, 1, 0)}},
+				minus:  [][2]time.Time{{from, from.Add(4 * time.Hour)}, {from.AddDate(0, 0, 19), from.AddDate(0, 1, 0)}}},
+			wantSQL: `SELECT org_id,
+    toUInt64(sumMergeIf(media_ms, sign > 0) - sumMergeIf(media_ms, sign < 0)) AS media_ms,
+    toUInt64(sumMergeIf(jobs_completed, sign > 0) - sumMergeIf(jobs_completed, sign < 0)) AS jobs_completed,
+    toUInt64(sumMergeIf(jobs_failed, sign > 0) - sumMergeIf(jobs_failed, sign < 0)) AS jobs_failed,
+    toUInt64(sumMergeIf(processing_ms, sign > 0) - sumMergeIf(processing_ms, sign < 0)) AS processing_ms,
+    toUInt64(0) AS distinct_users
+FROM (
+    SELECT reseller_id, org_id, month AS bucket, jobs_completed, jobs_failed, media_ms, processing_ms, users, jobs_created, toInt8(1) AS sign
+    FROM usage_org_1mo
+    WHERE reseller_id = ?
+      AND ((month >= ? AND month < ?))
+    UNION ALL
+    SELECT reseller_id, org_id, bucket, jobs_completed, jobs_failed, media_ms, processing_ms, users, jobs_created, toInt8(-1) AS sign
+    FROM usage_15m_by_time
+    WHERE reseller_id = ?
+      AND ((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))
+)
+GROUP BY org_id
+HAVING jobs_completed + jobs_failed + toUInt64(sumMergeIf(jobs_created, sign > 0) - sumMergeIf(jobs_created, sign < 0)) > 0
+ORDER BY org_id`,
+			wantArgs: []any{"r1", from, from.AddDate(0, 1, 0), "r1", from, from.Add(4 * time.Hour), from.AddDate(0, 0, 19), from.AddDate(0, 1, 0)},
+		},
+		{
 			name: "by day in a zone, two dimensions, every filter",
 			q: usageQuery{reseller: "r1", from: from, to: to, granularity: "day", tz: "Asia/Kolkata", groupBy: []string{"organization", "language"},
 				orgs: []string{"o1"}, models: []string{"m"}, languages: []string{"en"}, plans: []string{"pro"}, users: true},
@@ -599,6 +626,36 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 			}
 		}
 	}
+	// A range ending inside a month (as the current period ends now): the
+	// month read whole, its buckets from the range's end on (r1's jobs of
+	// the 19th and 20th and the copies on the 30th) taken off, against
+	// its days and buckets.
+	var tails []string
+	for _, tz := range []string{"UTC", "Asia/Kolkata", "America/New_York"} {
+		loc, err := loadZone(tz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := time.Date(2026, 11, 19, 12, 0, 0, 0, time.UTC)
+		for _, start := range []time.Time{startOfMonth(end, loc), time.Date(2026, 10, 10, 0, 0, 0, 0, time.UTC)} {
+			for _, v := range []struct {
+				name    string
+				groupBy []string
+			}{{"by org", []string{"organization"}}, {"by org and model", []string{"organization", "model"}}} {
+				uq := usageQuery{reseller: "r1", from: start.UTC(), to: end, tz: tz, groupBy: v.groupBy}
+				uq.months, uq.days = wholeSpans(start, end, "", loc)
+				name := "tail " + v.name + " " + tz + " from " + start.Format(time.DateOnly)
+				sql, args := uq.build()
+				add(name, sql, args)
+				if uq.months, uq.days, uq.minus = tailMonth(uq.from, uq.to, end, uq.months, uq.days); uq.minus == nil {
+					t.Fatalf("%s: the month is not read whole", name)
+				}
+				sql, args = uq.build()
+				add(name+" month whole", sql, args)
+				tails = append(tails, name)
+			}
+		}
+	}
 	// Distinct users from org_user_months and org_user_days against the
 	// 15-minute states.
 	var userMonths, withTotal []string
@@ -714,6 +771,11 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 			t.Errorf("%s with the total: %v, want %v", name, got, want)
 		}
 	}
+	for _, name := range tails {
+		if got, want := res[name+" month whole"].Rows, res[name].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
+			t.Errorf("%s: with the month whole %v, from its days and buckets %v", name, got, want)
+		}
+	}
 	for _, name := range hybrid {
 		if got, want := res[name+" whole days"].Rows, res[name].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
 			t.Errorf("%s: with usage_1d %v, from usage_15m alone %v", name, got, want)
@@ -776,6 +838,51 @@ func TestKeySpecValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.spec.Validate(); (err == nil) != tc.ok {
 				t.Errorf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestTailMonth(t *testing.T) {
+	utc := func(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, time.UTC) }
+	month := [2]time.Time{utc(1, 0), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	oct := [2]time.Time{time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), utc(1, 0)}
+	cases := []struct {
+		name                 string
+		from, to, now        time.Time
+		months, days         [][2]time.Time
+		wantMonths, wantDays [][2]time.Time
+		wantMinus            [][2]time.Time
+	}{
+		{name: "the current month in UTC", from: utc(1, 0), to: utc(20, 12), now: utc(20, 12),
+			days:       [][2]time.Time{{utc(1, 0), utc(20, 0)}},
+			wantMonths: [][2]time.Time{month}, wantMinus: [][2]time.Time{{utc(20, 12), month[1]}}},
+		{name: "west of UTC: the hours before the zone's month start taken off", from: utc(1, 5), to: utc(20, 12), now: utc(20, 12),
+			days:       [][2]time.Time{{utc(2, 0), utc(20, 0)}},
+			wantMonths: [][2]time.Time{month}, wantMinus: [][2]time.Time{{utc(1, 0), utc(1, 5)}, {utc(20, 12), month[1]}}},
+		{name: "east of UTC: the hours before the UTC month start are still read", from: utc(1, 0).Add(-330 * time.Minute), to: utc(20, 12), now: utc(20, 12),
+			days:       [][2]time.Time{{utc(1, 0), utc(20, 0)}},
+			wantMonths: [][2]time.Time{month}, wantMinus: [][2]time.Time{{utc(20, 12), month[1]}}},
+		{name: "earlier whole months and days are kept", from: time.Date(2026, 9, 20, 0, 0, 0, 0, time.UTC), to: utc(20, 12), now: utc(20, 12),
+			months:     [][2]time.Time{oct},
+			days:       [][2]time.Time{{time.Date(2026, 9, 20, 0, 0, 0, 0, time.UTC), oct[0]}, {utc(1, 0), utc(20, 0)}},
+			wantMonths: [][2]time.Time{oct, month}, wantDays: [][2]time.Time{{time.Date(2026, 9, 20, 0, 0, 0, 0, time.UTC), oct[0]}},
+			wantMinus: [][2]time.Time{{utc(20, 12), month[1]}}},
+		{name: "a range ending in the past", from: utc(1, 0), to: utc(20, 12), now: utc(21, 0),
+			days: [][2]time.Time{{utc(1, 0), utc(20, 0)}}, wantDays: [][2]time.Time{{utc(1, 0), utc(20, 0)}}},
+		{name: "a month starting a day or more before the range", from: utc(2, 0), to: utc(20, 12), now: utc(20, 12),
+			days: [][2]time.Time{{utc(2, 0), utc(20, 0)}}, wantDays: [][2]time.Time{{utc(2, 0), utc(20, 0)}}},
+		{name: "no whole day of the month", from: utc(1, 0).Add(-5 * time.Hour), to: utc(1, 20), now: utc(1, 20),
+			days:     [][2]time.Time{{time.Date(2026, 10, 28, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)}},
+			wantDays: [][2]time.Time{{time.Date(2026, 10, 28, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)}}},
+		{name: "a range ending at a month start", from: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), to: utc(1, 0), now: utc(1, 0),
+			months: [][2]time.Time{oct}, wantMonths: [][2]time.Time{oct}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			months, days, minus := tailMonth(tc.from, tc.to, tc.now, tc.months, tc.days)
+			if fmt.Sprint(months) != fmt.Sprint(tc.wantMonths) || fmt.Sprint(days) != fmt.Sprint(tc.wantDays) || fmt.Sprint(minus) != fmt.Sprint(tc.wantMinus) {
+				t.Errorf("tailMonth = months %v, days %v, minus %v\nwant months %v, days %v, minus %v", months, days, minus, tc.wantMonths, tc.wantDays, tc.wantMinus)
 			}
 		})
 	}

@@ -192,6 +192,40 @@ func wholeSpans(from, to time.Time, granularity string, loc *time.Location) (mon
 	return months, days
 }
 
+// tailMonth lets sums over [from, to) (no periods, no distinct users) read
+// the UTC month holding to whole from the month tables and take off its
+// buckets outside the range, instead of reading its days from the day
+// tables and the buckets of its first and last day: a current period
+// ending now then reads one row per organization for the month, a few
+// hours of buckets before a zone's month start west of UTC and, after
+// now, usually nothing (the organizations list's usage for the largest
+// benchmark reseller: 14–24 ms of ClickHouse CPU before, 7–8 ms after).
+// Only when the month starts less than a day before from (or in the
+// range), to is not before now (what is taken off at the end lies in the
+// future) and days (wholeSpans's) hold a whole day of the month; else the
+// spans come back unchanged and minus is nil.
+func tailMonth(from, to, now time.Time, months, days [][2]time.Time) (m, d, minus [][2]time.Time) {
+	const day = 24 * time.Hour
+	t := to.UTC()
+	start := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	end := start.AddDate(0, 1, 0)
+	if from.Sub(start) >= day || !start.Before(to) || to.Before(now) || len(days) == 0 || days[len(days)-1][1].Before(start.Add(day)) {
+		return months, days, nil
+	}
+	for _, r := range days {
+		if r[0].Before(start) {
+			if r[1].After(start) {
+				r[1] = start
+			}
+			d = append(d, r)
+		}
+	}
+	if start.Before(from) {
+		minus = append(minus, [2]time.Time{start, from})
+	}
+	return append(slices.Clone(months), [2]time.Time{start, end}), d, append(minus, [2]time.Time{to, end})
+}
+
 // shiftMonths is the monthShift of month periods [from, to) in loc: the
 // UTC months whose 16th lies in the range, and the buckets between each of
 // the range's local month boundaries and the nearest UTC month start. Nil

@@ -145,7 +145,9 @@ func (q *Query) latestJobs(ctx context.Context, aq activityQuery) ([]activityJob
 		upper = aq.after.CreatedAt
 	}
 	windows := activityWindows
-	if len(aq.orgs) > 0 {
+	// A page of every job of the reseller mostly fills within the first
+	// window: the guide would only add a query.
+	if aq.guided() && len(aq.orgs)+len(aq.statuses) > 0 {
 		w, err := q.guidedWindow(ctx, aq, upper)
 		if err != nil {
 			return nil, err
@@ -165,18 +167,20 @@ func (q *Query) latestJobs(ctx context.Context, aq activityQuery) ([]activityJob
 	return nil, nil
 }
 
-// activityGuideSpan is how far back guidedWindow counts; organizations
-// with fewer jobs than a page in it are scanned whole.
+// activityGuideSpan is how far back guidedWindow counts; when it holds
+// fewer jobs than a page, everything is scanned.
 const activityGuideSpan = 35 * 24 * time.Hour
 
-// guidedWindow is how far back from upper the whole UTC days of aq's
-// organizations hold a page of jobs and a quarter more, by activityGuide's
-// counts; 0 (everything) when its span holds fewer. Most organizations
-// have fewer than a page of jobs a week: widening the windows took them
-// four scans one after the other.
+// guidedWindow is how far back from upper the whole days (or buckets) of
+// activityGuide hold a page of aq's jobs and a quarter more; 0 (everything)
+// when its span holds fewer. Most benchmark organizations have fewer than a
+// page of jobs a week, and most resellers fewer than a page of failed jobs
+// an hour: widening the windows took them two to four scans, one after
+// the other.
 func (q *Query) guidedWindow(ctx context.Context, aq activityQuery, upper time.Time) (time.Duration, error) {
 	g := activityGuide{reseller: aq.reseller, orgs: aq.orgs, models: aq.models, statuses: aq.statuses,
-		since: upper.Add(-activityGuideSpan).Truncate(24 * time.Hour), upper: upper}
+		upper: upper}
+	g.since = upper.Add(-activityGuideSpan).Truncate(g.width())
 	sql, args := g.build()
 	rows, err := q.conn.Query(ctx, sql, args...)
 	if err != nil {
@@ -186,13 +190,13 @@ func (q *Query) guidedWindow(ctx context.Context, aq activityQuery, upper time.T
 	need := uint64(aq.limit + aq.limit/4)
 	var n uint64
 	for rows.Next() {
-		var day time.Time
+		var start time.Time
 		var jobs uint64
-		if err := rows.Scan(&day, &jobs); err != nil {
+		if err := rows.Scan(&start, &jobs); err != nil {
 			return 0, fmt.Errorf("activity guide: %w", err)
 		}
 		if n += jobs; n >= need {
-			return upper.Sub(day), nil
+			return upper.Sub(start), nil
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -70,6 +70,18 @@ ORDER BY day DESC`,
 			wantArgs: []any{"r1", []string{"o1"}, []string{"m"}, since, lastDay},
 		},
 		{
+			name: "the reseller's 15-minute buckets",
+			g:    activityGuide{reseller: "r1", statuses: []string{"failed"}, since: since, upper: upper},
+			wantSQL: `SELECT bucket, sumMerge(jobs_failed) AS jobs
+FROM usage_reseller_15m
+WHERE reseller_id = ?
+  AND bucket >= ?
+  AND bucket <= ?
+GROUP BY bucket
+ORDER BY bucket DESC`,
+			wantArgs: []any{"r1", since, upper.Add(-15 * time.Minute)},
+		},
+		{
 			name: "jobs in progress among the statuses count every created job",
 			g:    activityGuide{reseller: "r1", orgs: []string{"o1"}, statuses: []string{"failed", "created", "processing"}, since: since, upper: upper},
 			wantSQL: `SELECT day, sumMerge(jobs_created) AS jobs
@@ -138,7 +150,7 @@ func TestLatestJobsGuided(t *testing.T) {
 	}
 
 	windows := map[string]time.Duration{}
-	for _, orgs := range [][]string{{"busy"}, {"late"}, {"old"}, {"busy", "late", "old"}, {"none"}} {
+	for _, orgs := range [][]string{{"busy"}, {"late"}, {"old"}, {"busy", "late", "old"}, {"none"}, nil} {
 		for _, statuses := range [][]string{nil, {"completed"}, {"failed"}, {"completed", "failed"}, {"created", "processing"}, {"created", "processing", "failed"}} {
 			for _, models := range [][]string{nil, {"nova-2"}} {
 				for _, limit := range []int{1, 2, 5, 13, 25, 41} {
@@ -157,7 +169,7 @@ func TestLatestJobsGuided(t *testing.T) {
 						if fmt.Sprint(got) != fmt.Sprint(want) {
 							t.Errorf("%s page %d:\n got %v\nwant %v", name, page, got, want)
 						}
-						if page == 0 {
+						if page == 0 && aq.guided() {
 							w, err := q.guidedWindow(t.Context(), aq, fixedNow)
 							if err != nil {
 								t.Fatal(err)
@@ -190,6 +202,8 @@ func TestLatestJobsGuided(t *testing.T) {
 		"orgs [old] statuses [] models [] limit 1":                  0,
 		"orgs [busy] statuses [] models [nova-2] limit 41":          0,
 		"orgs [busy late old] statuses [] models [] limit 25":       fixedNow.Sub(time.Date(2026, 11, 18, 0, 0, 0, 0, time.UTC)),
+		"orgs [] statuses [failed] models [] limit 2":               20*time.Hour - 15*time.Minute,
+		"orgs [] statuses [completed failed] models [] limit 41":    0,
 		"orgs [none] statuses [] models [] limit 1":                 0,
 		"orgs [busy] statuses [completed failed] models [] limit 2": 1*day + 12*time.Hour,
 	} {

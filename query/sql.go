@@ -185,13 +185,15 @@ ORDER BY created_at DESC, org_id DESC, job_id DESC
 LIMIT ?`, b.args
 }
 
-// activityGuide counts, from the day aggregates, the jobs of some
-// organizations (and models) that an activity page may show, per UTC day
-// from since up to the last day that ends by upper, newest first:
-// latestJobs starts its scan at the newest day by which the counts reach
-// a page, instead of widening windows one query at a time. The counts are
-// a guide only (a status counts on the day it was reached, not the day
-// the job was created); the scan checks that it filled the page.
+// activityGuide counts, from the usage aggregates, the jobs that an
+// activity page may show per UTC day of some organizations (and models),
+// or per 15-minute bucket of the whole reseller, from since up to the last
+// one that ends by upper, newest first: latestJobs starts its scan at the
+// newest day or bucket by which the counts reach a page, instead of
+// widening windows one query at a time. The counts are a guide only (a
+// status counts when it was reached, not when the job was created); the
+// scan checks that it filled the page. Models without organizations have
+// no guide: only the organizations' tables hold them.
 type activityGuide struct {
 	reseller     string
 	orgs, models []string
@@ -199,17 +201,31 @@ type activityGuide struct {
 	since, upper time.Time
 }
 
+// guided tells whether an activity query has a guide.
+func (a activityQuery) guided() bool { return len(a.orgs) > 0 || len(a.models) == 0 }
+
+// width is the time each of the guide's rows counts.
+func (g activityGuide) width() time.Duration {
+	if len(g.orgs) == 0 {
+		return 15 * time.Minute
+	}
+	return 24 * time.Hour
+}
+
 func (g activityGuide) build() (string, []any) {
+	table, col := "usage_org_1d", "day"
+	switch {
+	case len(g.orgs) == 0:
+		table, col = "usage_reseller_15m", "bucket"
+	case len(g.models) > 0:
+		table = "usage_1d"
+	}
 	var b sqlBuilder
 	b.where("reseller_id = ?", g.reseller)
 	b.in("org_id", g.orgs)
 	b.in("model", g.models)
-	b.where("day >= ?", g.since)
-	b.where("day <= ?", g.upper.Add(-24*time.Hour))
-	table := "usage_org_1d"
-	if len(g.models) > 0 {
-		table = "usage_1d"
-	}
+	b.where(col+" >= ?", g.since)
+	b.where(col+" <= ?", g.upper.Add(-g.width()))
 	count := "sumMerge(jobs_created)"
 	var terminal []string
 	for _, s := range g.statuses {
@@ -224,11 +240,11 @@ func (g activityGuide) build() (string, []any) {
 	if len(terminal) > 0 {
 		count = strings.Join(terminal, " + ")
 	}
-	return `SELECT day, ` + count + ` AS jobs
+	return `SELECT ` + col + `, ` + count + ` AS jobs
 FROM ` + table + `
 WHERE ` + b.clause() + `
-GROUP BY day
-ORDER BY day DESC`, b.args
+GROUP BY ` + col + `
+ORDER BY ` + col + ` DESC`, b.args
 }
 
 // Group-by dimensions: request name to column. The only identifiers a

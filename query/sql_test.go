@@ -513,6 +513,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 	for i, g := range []activityGuide{
 		{reseller: "r1", orgs: []string{"o1", "o2"}, since: month.AddDate(0, -1, 0), upper: fixedNow},
 		{reseller: "r1", orgs: []string{"o1"}, models: []string{"nova-2", "whisper-large"}, statuses: []string{"completed", "failed"}, since: month, upper: fixedNow},
+		{reseller: "r1", statuses: []string{"failed"}, since: month, upper: fixedNow},
 	} {
 		sql, args := g.build()
 		add(fmt.Sprintf("activity guide %d", i), sql, args)

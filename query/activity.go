@@ -145,9 +145,7 @@ func (q *Query) latestJobs(ctx context.Context, aq activityQuery) ([]activityJob
 		upper = aq.after.CreatedAt
 	}
 	windows := activityWindows
-	// A page of every job of the reseller mostly fills within the first
-	// window: the guide would only add a query.
-	if aq.guided() && len(aq.orgs)+len(aq.statuses) > 0 {
+	if aq.guided() {
 		w, err := q.guidedWindow(ctx, aq, upper)
 		if err != nil {
 			return nil, err

@@ -201,8 +201,13 @@ type activityGuide struct {
 	since, upper time.Time
 }
 
-// guided tells whether an activity query has a guide.
-func (a activityQuery) guided() bool { return len(a.orgs) > 0 || len(a.models) == 0 }
+// guided tells whether latestJobs asks activityGuide first: with
+// organizations, or with statuses alone. A page of every job of the
+// reseller mostly fills within the first window, where the guide would
+// only add a query.
+func (a activityQuery) guided() bool {
+	return len(a.orgs) > 0 || (len(a.models) == 0 && len(a.statuses) > 0)
+}
 
 // width is the time each of the guide's rows counts.
 func (g activityGuide) width() time.Duration {

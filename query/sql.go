@@ -471,39 +471,32 @@ func (u usageQuery) build() (string, []any) {
 			}
 			return "(" + strings.Join(conds, " OR ") + ")", args
 		}
-		cols := t.cols
-		if len(u.minus) > 0 {
-			cols += ", jobs_created, toInt8(1) AS sign"
-		}
 		var parts []string
-		for _, p := range []struct {
-			table, col string
-			ranges     [][2]time.Time
-		}{{t.month, "month", u.months}, {t.day, "day", u.days}} {
-			if len(p.ranges) == 0 {
-				continue
+		// part reads the ranges of col from table; with minus, each row
+		// carries its job events and sign.
+		part := func(table, col string, ranges [][2]time.Time, sign string) {
+			if len(ranges) == 0 {
+				return
 			}
-			cond, cargs := cover(p.col, p.ranges)
+			cond, cargs := cover(col, ranges)
 			b := u.filters(append([]any{cond}, cargs...)...)
 			args = append(args, b.args...)
-			parts = append(parts, "SELECT "+strings.Replace(cols, "%s", p.col+" AS bucket", 1)+"\n    FROM "+p.table+"\n    WHERE "+
-				strings.ReplaceAll(b.clause(), "\n", "\n    "))
+			if col != "bucket" {
+				col += " AS bucket"
+			}
+			cols := strings.Replace(t.cols, "%s", col, 1)
+			if len(u.minus) > 0 {
+				cols += ", jobs_created, toInt8(" + sign + ") AS sign"
+			}
+			parts = append(parts, "SELECT "+cols+"\n    FROM "+table+"\n    WHERE "+strings.ReplaceAll(b.clause(), "\n", "\n    "))
 		}
+		part(t.month, "month", u.months, "1")
+		part(t.day, "day", u.days, "1")
 		// The rest as ranges of buckets from the table ordered by time,
 		// so that only those buckets are read.
-		if rest := uncovered(u.from, u.to, u.months, u.days); len(rest) > 0 {
-			cond, cargs := cover("bucket", rest)
-			b := u.filters(append([]any{cond}, cargs...)...)
-			args = append(args, b.args...)
-			parts = append(parts, "SELECT "+strings.Replace(cols, "%s", "bucket", 1)+"\n    FROM "+t.byTime+"\n    WHERE "+
-				strings.ReplaceAll(b.clause(), "\n", "\n    "))
-		}
+		part(t.byTime, "bucket", uncovered(u.from, u.to, u.months, u.days), "1")
+		part(t.byTime, "bucket", u.minus, "-1")
 		if len(u.minus) > 0 {
-			cond, cargs := cover("bucket", u.minus)
-			b := u.filters(append([]any{cond}, cargs...)...)
-			args = append(args, b.args...)
-			parts = append(parts, "SELECT "+strings.Replace(strings.Replace(cols, "%s", "bucket", 1), "toInt8(1)", "toInt8(-1)", 1)+
-				"\n    FROM "+t.byTime+"\n    WHERE "+strings.ReplaceAll(b.clause(), "\n", "\n    "))
 			head = "SELECT " + strings.Join(append(sel, signedUsageColumns+noUsersColumn), ",\n    ")
 			// A group with buckets only outside the range reads as zeros:
 			// every usage row counts at least one job event, so a group is

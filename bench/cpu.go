@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,8 +84,8 @@ func newCPUMeter(others string, procs map[string]int) *cpuMeter {
 		return m
 	}
 	m.start, m.ok = start, true
-	for _, name := range []string{"bench process", "clickhouse-server", "projector"} {
-		if pid, found := procs[name]; found && pid > 0 {
+	for _, name := range slices.Sorted(maps.Keys(procs)) {
+		if pid := procs[name]; pid > 0 {
 			m.track(name, pid, true)
 		}
 	}

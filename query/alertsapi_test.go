@@ -502,3 +502,66 @@ func testAlertSQLOnChDB(t *testing.T, env *apiEnv) {
 		}
 	}
 }
+
+func TestAlertsQueryBuild(t *testing.T) {
+	const head = `SELECT alert_key, any(rule) AS a_rule, any(org_id) AS a_org, any(period) AS a_period, any(threshold) AS a_threshold,
+    argMax(state, version) AS a_state, argMax(severity, version) AS a_severity, argMax(title, version) AS a_title,
+    argMax(details, version) AS a_details, min(first_fired_at) AS a_first, argMax(last_seen_at, version) AS a_last,
+    argMax(resolved_at, version) AS a_resolved
+FROM alerts`
+	const tail = `
+GROUP BY alert_key
+ORDER BY a_first DESC, alert_key DESC
+LIMIT ?`
+	cases := []struct {
+		name     string
+		q        alertsQuery
+		wantSQL  string
+		wantArgs []any
+	}{
+		{
+			name: "all of a reseller's",
+			q:    alertsQuery{reseller: "r1", limit: 51},
+			wantSQL: head + `
+WHERE reseller_id = ?
+  AND rule != ?` + tail,
+			wantArgs: []any{"r1", alertspec.RuleCustomer, 51},
+		},
+		{
+			name: "one organization's, by rule and state: the organization first, as PREWHERE",
+			q:    alertsQuery{reseller: "r1", orgs: []string{"o1"}, rules: []string{"quota"}, states: []string{"firing"}, limit: 20},
+			wantSQL: head + `
+PREWHERE org_id IN (SELECT arrayJoin(?))
+WHERE reseller_id = ?
+  AND rule != ?
+  AND rule IN (SELECT arrayJoin(?))
+GROUP BY alert_key
+HAVING a_state IN (SELECT arrayJoin(?))
+ORDER BY a_first DESC, alert_key DESC
+LIMIT ?`,
+			wantArgs: []any{[]string{"o1"}, "r1", alertspec.RuleCustomer, []string{"quota"}, []string{"firing"}, 20},
+		},
+		{
+			name: "one key of an organization",
+			q:    alertsQuery{reseller: "r1", keys: []string{"k1"}, orgs: []string{"o1"}, period: "p", limit: 1},
+			wantSQL: head + `
+PREWHERE alert_key IN (SELECT arrayJoin(?))
+  AND org_id IN (SELECT arrayJoin(?))
+WHERE reseller_id = ?
+  AND rule != ?
+  AND period = ?` + tail,
+			wantArgs: []any{[]string{"k1"}, []string{"o1"}, "r1", alertspec.RuleCustomer, "p", 1},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sql, args := tc.q.build()
+			if sql != tc.wantSQL {
+				t.Errorf("SQL:\n%s\nwant:\n%s", sql, tc.wantSQL)
+			}
+			if fmt.Sprint(args) != fmt.Sprint(tc.wantArgs) {
+				t.Errorf("args %v, want %v", args, tc.wantArgs)
+			}
+		})
+	}
+}

@@ -81,6 +81,8 @@ LIMIT ?`,
 
 func TestUsageQueryBuild(t *testing.T) {
 	from, to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	nov, jan := from, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	amsNov, amsJan := nov.Add(-time.Hour), jan.Add(-time.Hour)
 	cases := []struct {
 		name     string
 		q        usageQuery
@@ -255,6 +257,46 @@ WHERE reseller_id = ?
 GROUP BY period, model
 ORDER BY period, model`,
 			wantArgs: []any{"UTC", "r2", from, to},
+		},
+		{
+			// Europe/Amsterdam's months start an hour before the UTC ones
+			// (2026-10-31 23:00Z, 11-30 23:00Z, 12-31 23:00Z): that hour is
+			// read once, added to its own period and taken off its UTC month's.
+			name: "by month in a zone, UTC months shifted",
+			q: usageQuery{reseller: "r1", from: amsNov, to: amsJan, granularity: "month", tz: "Europe/Amsterdam",
+				groupBy: []string{"organization"}, shift: &monthShift{from: nov, to: jan, zones: [][2]time.Time{
+					{amsNov, nov}, {amsNov.AddDate(0, 1, 0), nov.AddDate(0, 1, 0)}, {amsJan, jan}}}},
+			wantSQL: `SELECT period,
+    org_id,
+    toUInt64(sumMergeIf(media_ms, sign > 0) - sumMergeIf(media_ms, sign < 0)) AS media_ms,
+    toUInt64(sumMergeIf(jobs_completed, sign > 0) - sumMergeIf(jobs_completed, sign < 0)) AS jobs_completed,
+    toUInt64(sumMergeIf(jobs_failed, sign > 0) - sumMergeIf(jobs_failed, sign < 0)) AS jobs_failed,
+    toUInt64(sumMergeIf(processing_ms, sign > 0) - sumMergeIf(processing_ms, sign < 0)) AS processing_ms,
+    toUInt64(0) AS distinct_users
+FROM (
+    SELECT toYYYYMMDD(toStartOfMonth(month + 15 * 86400, ?)) AS period, org_id, toInt8(1) AS sign,
+        media_ms, jobs_completed, jobs_failed, processing_ms
+    FROM usage_org_1mo
+    WHERE reseller_id = ?
+      AND month >= ?
+      AND month < ?
+    UNION ALL
+    SELECT tupleElement(ps, 1) AS period, org_id, tupleElement(ps, 2) AS sign,
+        media_ms, jobs_completed, jobs_failed, processing_ms
+    FROM (
+        SELECT org_id, media_ms, jobs_completed, jobs_failed, processing_ms, arrayJoin([
+            tuple(toYYYYMMDD(toStartOfMonth(bucket, ?)), if(bucket >= ? AND bucket < ?, toInt8(1), toInt8(0))),
+            tuple(toYYYYMMDD(toStartOfMonth(toStartOfDay(bucket, 'UTC') - (toDayOfMonth(bucket, 'UTC') - 1) * 86400 + 15 * 86400, ?)), if(bucket >= ? AND bucket < ?, toInt8(-1), toInt8(0)))]) AS ps
+        FROM usage_15m_by_time
+        WHERE reseller_id = ?
+          AND ((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))
+    )
+    WHERE tupleElement(ps, 2) != 0
+)
+GROUP BY period, org_id
+ORDER BY period, org_id`,
+			wantArgs: []any{"Europe/Amsterdam", "r1", nov, jan, "Europe/Amsterdam", amsNov, amsJan, "Europe/Amsterdam", nov, jan,
+				"r1", amsNov, nov, amsNov.AddDate(0, 1, 0), nov.AddDate(0, 1, 0), amsJan, jan},
 		},
 	}
 	for _, tc := range cases {

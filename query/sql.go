@@ -382,6 +382,13 @@ const signedUsageColumns = `toUInt64(sumMergeIf(media_ms, sign > 0) - sumMergeIf
     toUInt64(sumMergeIf(processing_ms, sign > 0) - sumMergeIf(processing_ms, sign < 0)) AS processing_ms,
     `
 
+// signedHaving keeps the groups of signed union parts that have rows left
+// after taking off: a group whose buckets were all taken off (outside the
+// range, or moved to another period) reads as zeros, and every usage row
+// counts at least one job event. (The counts of finished jobs are the
+// output columns of signedUsageColumns.)
+const signedHaving = "\nHAVING jobs_completed + jobs_failed + toUInt64(sumMergeIf(jobs_created, sign > 0) - sumMergeIf(jobs_created, sign < 0)) > 0"
+
 const (
 	usersColumn   = "uniqExactMerge(users) AS distinct_users"
 	noUsersColumn = "toUInt64(0) AS distinct_users"
@@ -498,11 +505,7 @@ func (u usageQuery) build() (string, []any) {
 		part(t.byTime, "bucket", u.minus, "-1")
 		if len(u.minus) > 0 {
 			head = "SELECT " + strings.Join(append(sel, signedUsageColumns+noUsersColumn), ",\n    ")
-			// A group with buckets only outside the range reads as zeros:
-			// every usage row counts at least one job event, so a group is
-			// in the range when some are left after taking off. (The
-			// counts of finished jobs are the output columns here.)
-			having = "\nHAVING jobs_completed + jobs_failed + toUInt64(sumMergeIf(jobs_created, sign > 0) - sumMergeIf(jobs_created, sign < 0)) > 0"
+			having = signedHaving
 		}
 		sql = head + "\nFROM (\n    " + strings.Join(parts, "\n    UNION ALL\n    ") + "\n)"
 	}
@@ -531,7 +534,7 @@ func (u usageQuery) buildShifted(sel, group []string, t usageTables) (string, []
 	// GROUP BY (finalizing every row and summing sign * value cost a fifth
 	// more: 13 months by organization in Europe/Amsterdam, second largest
 	// benchmark reseller, 69–97 against 58–75 ms of ClickHouse CPU).
-	const vals = "media_ms, jobs_completed, jobs_failed, processing_ms"
+	const vals = "media_ms, jobs_completed, jobs_failed, processing_ms, jobs_created"
 	dims := ""
 	for _, d := range u.groupBy {
 		dims += dimensions[d] + ", "
@@ -564,7 +567,7 @@ func (u usageQuery) buildShifted(sel, group []string, t usageTables) (string, []
 	out := append([]string{"period"}, sel[1:]...)
 	out = append(out, signedUsageColumns+noUsersColumn)
 	sql := "SELECT " + strings.Join(out, ",\n    ") + "\nFROM (\n    " + months + "\n    UNION ALL\n    " + zoned +
-		"\n)\nGROUP BY " + strings.Join(group, ", ") + "\nORDER BY " + strings.Join(group, ", ")
+		"\n)\nGROUP BY " + strings.Join(group, ", ") + signedHaving + "\nORDER BY " + strings.Join(group, ", ")
 	return sql, args
 }
 

@@ -275,16 +275,16 @@ ORDER BY period, model`,
     toUInt64(0) AS distinct_users
 FROM (
     SELECT toYYYYMMDD(toStartOfMonth(month + 15 * 86400, ?)) AS period, org_id, toInt8(1) AS sign,
-        media_ms, jobs_completed, jobs_failed, processing_ms
+        media_ms, jobs_completed, jobs_failed, processing_ms, jobs_created
     FROM usage_org_1mo
     WHERE reseller_id = ?
       AND month >= ?
       AND month < ?
     UNION ALL
     SELECT tupleElement(ps, 1) AS period, org_id, tupleElement(ps, 2) AS sign,
-        media_ms, jobs_completed, jobs_failed, processing_ms
+        media_ms, jobs_completed, jobs_failed, processing_ms, jobs_created
     FROM (
-        SELECT org_id, media_ms, jobs_completed, jobs_failed, processing_ms, arrayJoin([
+        SELECT org_id, media_ms, jobs_completed, jobs_failed, processing_ms, jobs_created, arrayJoin([
             tuple(toYYYYMMDD(toStartOfMonth(bucket, ?)), if(bucket >= ? AND bucket < ?, toInt8(1), toInt8(0))),
             tuple(toYYYYMMDD(toStartOfMonth(toStartOfDay(bucket, 'UTC') - (toDayOfMonth(bucket, 'UTC') - 1) * 86400 + 15 * 86400, ?)), if(bucket >= ? AND bucket < ?, toInt8(-1), toInt8(0)))]) AS ps
         FROM usage_15m_by_time
@@ -294,6 +294,7 @@ FROM (
     WHERE tupleElement(ps, 2) != 0
 )
 GROUP BY period, org_id
+HAVING jobs_completed + jobs_failed + toUInt64(sumMergeIf(jobs_created, sign > 0) - sumMergeIf(jobs_created, sign < 0)) > 0
 ORDER BY period, org_id`,
 			wantArgs: []any{"Europe/Amsterdam", "r1", nov, jan, "Europe/Amsterdam", amsNov, amsJan, "Europe/Amsterdam", nov, jan,
 				"r1", amsNov, nov, amsNov.AddDate(0, 1, 0), nov.AddDate(0, 1, 0), amsJan, jan},

@@ -98,12 +98,7 @@ ORDER BY day DESC`,
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sql, args := tc.g.build()
-			if sql != tc.wantSQL {
-				t.Errorf("SQL:\n%s\nwant:\n%s", sql, tc.wantSQL)
-			}
-			if fmt.Sprint(args) != fmt.Sprint(tc.wantArgs) {
-				t.Errorf("args %v, want %v", args, tc.wantArgs)
-			}
+			checkBuilt(t, sql, args, tc.wantSQL, tc.wantArgs)
 		})
 	}
 }

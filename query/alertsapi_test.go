@@ -556,12 +556,7 @@ WHERE reseller_id = ?
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sql, args := tc.q.build()
-			if sql != tc.wantSQL {
-				t.Errorf("SQL:\n%s\nwant:\n%s", sql, tc.wantSQL)
-			}
-			if fmt.Sprint(args) != fmt.Sprint(tc.wantArgs) {
-				t.Errorf("args %v, want %v", args, tc.wantArgs)
-			}
+			checkBuilt(t, sql, args, tc.wantSQL, tc.wantArgs)
 		})
 	}
 }

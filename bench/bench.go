@@ -21,9 +21,10 @@
 // clickhouse-server child process (or one given by address) and the
 // projector as a `tally project` child process, in a temporary folder
 // removed at the end. Each measurement gets a fresh stream and a fresh
-// database, dropped afterwards, so none pays for another's leftovers
-// (background merges, dedup state). The raw publisher's window (publishes in
-// flight) is calibrated first and the fastest is used by every ceiling.
+// database, retired afterwards (see env.retireDB), so none pays for
+// another's leftovers (background merges, dedup state, freed files). The
+// raw publisher's window (publishes in flight) is calibrated first and the
+// fastest is used by every ceiling.
 //
 // Events are generated deterministically (see generator): realistic, valid
 // job lifecycles with some tenant events, about 345 bytes each.

@@ -15,33 +15,37 @@ import (
 	"time"
 )
 
-// procTicks returns the CPU time (user + system, in clock ticks) pid has
-// used, from /proc/<pid>/stat.
-func procTicks(pid int) (uint64, error) {
+// ticks is a process's CPU time in clock ticks.
+type ticks struct{ user, sys uint64 }
+
+func (t ticks) total() uint64 { return t.user + t.sys }
+
+// procTicks returns the CPU time pid has used, from /proc/<pid>/stat.
+func procTicks(pid int) (ticks, error) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return ticks{}, err
 	}
 	return parseProcTicks(data)
 }
 
-func parseProcTicks(data []byte) (uint64, error) {
+func parseProcTicks(data []byte) (ticks, error) {
 	// The command name (field 2) is in parentheses and may hold spaces.
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("unexpected /proc stat %q", data)
+		return ticks{}, fmt.Errorf("unexpected /proc stat %q", data)
 	}
 	fields := strings.Fields(string(data[i+1:]))
 	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("unexpected /proc stat %q", data)
+		return ticks{}, fmt.Errorf("unexpected /proc stat %q", data)
 	}
 	u, err1 := strconv.ParseUint(fields[11], 10, 64)
 	s, err2 := strconv.ParseUint(fields[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("unexpected /proc stat %q", data)
+		return ticks{}, fmt.Errorf("unexpected /proc stat %q", data)
 	}
-	return u + s, nil
+	return ticks{user: u, sys: s}, nil
 }
 
 // findServerPID returns the pid of the clickhouse-server started with
@@ -72,13 +76,13 @@ type cpuMeter struct {
 	ok     bool
 	names  []string
 	pids   map[string]int
-	base   map[string]uint64
+	base   map[string]ticks
 	others string // what "other processes" includes besides strangers
 }
 
 // newCPUMeter starts measuring; procs maps a label to a pid already running.
 func newCPUMeter(others string, procs map[string]int) *cpuMeter {
-	m := &cpuMeter{pids: map[string]int{}, base: map[string]uint64{}, others: others, began: time.Now()}
+	m := &cpuMeter{pids: map[string]int{}, base: map[string]ticks{}, others: others, began: time.Now()}
 	start, err := readCPUTimes()
 	if err != nil {
 		return m
@@ -95,7 +99,7 @@ func newCPUMeter(others string, procs map[string]int) *cpuMeter {
 func (m *cpuMeter) track(name string, pid int, fromNow bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var base uint64
+	var base ticks
 	if fromNow {
 		t, err := procTicks(pid)
 		if err != nil {
@@ -113,10 +117,11 @@ func (m *cpuMeter) track(name string, pid int, fromNow bool) {
 // counts).
 func (m *cpuMeter) add(name string, pid int) { m.track(name, pid, false) }
 
-// summary says how many cores each tracked process kept busy on average and
+// summary says how many cores each tracked process kept busy on average,
 // how much CPU time it spent per event (events handled in the measured
-// span), then the same for everything else on the machine. Call it before
-// the tracked processes exit.
+// span) and which share of it was in the kernel, then the same for
+// everything else on the machine. Call it before the tracked processes
+// exit.
 func (m *cpuMeter) summary(events int) string {
 	if m == nil || !m.ok {
 		return ""
@@ -130,8 +135,8 @@ func (m *cpuMeter) summary(events int) string {
 	ncpu := float64(runtime.NumCPU())
 	total := float64(end.total - m.start.total)
 	wall := time.Since(m.began).Seconds()
-	part := func(name string, ticks uint64) string {
-		cores := float64(ticks) * ncpu / total
+	part := func(name string, used uint64) string {
+		cores := float64(used) * ncpu / total
 		if events <= 0 {
 			return fmt.Sprintf("%s %.2f", name, cores)
 		}
@@ -141,11 +146,17 @@ func (m *cpuMeter) summary(events int) string {
 	var ours uint64
 	for _, name := range m.names {
 		t, err := procTicks(m.pids[name])
-		if err != nil || t < m.base[name] {
+		b := m.base[name]
+		if err != nil || t.user < b.user || t.sys < b.sys {
 			continue
 		}
-		ours += t - m.base[name]
-		parts = append(parts, part(name, t-m.base[name]))
+		used := t.total() - b.total()
+		ours += used
+		p := part(name, used)
+		if used > 0 {
+			p = strings.TrimSuffix(p, ")") + fmt.Sprintf(", %.0f%% in the kernel)", 100*float64(t.sys-b.sys)/float64(used))
+		}
+		parts = append(parts, p)
 	}
 	irq, steal := end.irq-m.start.irq, end.steal-m.start.steal
 	var other uint64

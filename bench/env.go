@@ -47,7 +47,7 @@ type env struct {
 	mix        string
 
 	dbSeq    int
-	dbs      []string // created and not dropped yet
+	dbs      []string // created and not retired yet
 	children []*child // started and maybe not stopped yet
 }
 
@@ -168,17 +168,28 @@ func (e *env) freshDB(ctx context.Context, what string) (chstore.Config, driver.
 	return cfg, conn, nil
 }
 
-// dropDB drops a measurement's database so its background merges do not
-// load the next measurement. With Keep it stays.
-func (e *env) dropDB(ctx context.Context, name string) error {
+// retireDB takes a finished measurement's database off the server so its
+// background merges do not load the next measurement. With Keep it stays.
+// On a server given by address it is dropped. On the bench's own server it
+// is detached, and its files go with the temp folder at close: dropping
+// deletes thousands of part files at once, and on ext4 without a journal
+// (as on the bench machine) every file created in the next minutes then
+// checks those freed inodes (ext4's recently_deleted). Measured right after
+// such a drop: 28% of ClickHouse's CPU in ext4_create, and INSERTs into
+// events with its views at 32 instead of 23 µs of ClickHouse CPU per row.
+func (e *env) retireDB(ctx context.Context, name string) error {
 	if e.cfg.Keep {
 		return nil
 	}
 	if !validIdent(name) {
 		return fmt.Errorf("database name %q", name)
 	}
-	if err := e.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
-		return fmt.Errorf("drop database %s: %w", name, err)
+	verb := "DROP DATABASE IF EXISTS "
+	if e.chsrv != nil {
+		verb = "DETACH DATABASE "
+	}
+	if err := e.admin.Exec(ctx, verb+name); err != nil {
+		return fmt.Errorf("retire database %s: %w", name, err)
 	}
 	for i, d := range e.dbs {
 		if d == name {
@@ -269,7 +280,7 @@ func (e *env) close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		if e.chsrv == nil { // a server we started goes away with its folder
 			for _, db := range append([]string(nil), e.dbs...) {
-				errs = append(errs, e.dropDB(ctx, db))
+				errs = append(errs, e.retireDB(ctx, db))
 			}
 		}
 		cancel()

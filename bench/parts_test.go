@@ -165,13 +165,13 @@ func TestParseProcTicks(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    uint64
+		want    ticks
 		wantErr bool
 	}{
-		{"plain", "4242 (tally) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 25 0 0 20 0 9 0 100 0 0", 175, false},
-		{"spaces in name", "7 (clickhouse serv) R 1 7 7 0 -1 0 0 0 0 0 1000 200 0 0 20 0 1 0 5 0 0", 1200, false},
-		{"short", "7 (x) R 1", 0, true},
-		{"garbage", "no parens here", 0, true},
+		{"plain", "4242 (tally) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 25 0 0 20 0 9 0 100 0 0", ticks{user: 150, sys: 25}, false},
+		{"spaces in name", "7 (clickhouse serv) R 1 7 7 0 -1 0 0 0 0 0 1000 200 0 0 20 0 1 0 5 0 0", ticks{user: 1000, sys: 200}, false},
+		{"short", "7 (x) R 1", ticks{}, true},
+		{"garbage", "no parens here", ticks{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -235,7 +235,7 @@ func (e *env) measureEndToEnd(ctx context.Context) (e2eResult, error) {
 	if err := checkUsage(ctx, conn, c.len()); err != nil {
 		return r, err
 	}
-	return r, e.dropDB(ctx, chcfg.Database)
+	return r, e.retireDB(ctx, chcfg.Database)
 }
 
 // backlogResult is the projector memory measurement.
@@ -291,7 +291,7 @@ func (e *env) measureBacklog(ctx context.Context) (backlogResult, error) {
 	if err := checkUsage(ctx, conn, c.len()); err != nil {
 		return r, err
 	}
-	return r, e.dropDB(ctx, chcfg.Database)
+	return r, e.retireDB(ctx, chcfg.Database)
 }
 
 // freshnessResult is a latency measurement.
@@ -332,7 +332,7 @@ func (e *env) measureFreshness(ctx context.Context) (freshnessResult, error) {
 	if err := e.stopChild(proj); err != nil {
 		return r, err
 	}
-	return r, e.dropDB(ctx, chcfg.Database)
+	return r, e.retireDB(ctx, chcfg.Database)
 }
 
 // measureFreshnessFloor is the freshness floor: the same steady publishing,
@@ -377,7 +377,7 @@ func (e *env) measureFreshnessFloor(ctx context.Context) (freshnessResult, error
 		return r, err
 	}
 	e.logf("  floor p50 %s, p99 %s (%d samples). %s", r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.samples, r.cpu)
-	return r, e.dropDB(ctx, chcfg.Database)
+	return r, e.retireDB(ctx, chcfg.Database)
 }
 
 // rawInserter returns a handler that INSERTs the `events` rows of fetched

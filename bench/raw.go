@@ -415,7 +415,7 @@ func (e *env) insertInto(ctx context.Context, what string, plain bool, c *corpus
 			return 0, err
 		}
 	}
-	return d, e.dropDB(ctx, chcfg.Database)
+	return d, e.retireDB(ctx, chcfg.Database)
 }
 
 type insertResult struct {
@@ -528,5 +528,5 @@ func (e *env) measureRawPipeline(ctx context.Context) (throughput, error) {
 	r := newRate(c.len(), done.Sub(start))
 	r.cpu = cpuUsed
 	e.logf("  raw pipeline: %s events/s (%s). %s", num(r.rate), r.elapsed.Round(time.Millisecond), r.cpu)
-	return r, e.dropDB(ctx, chcfg.Database)
+	return r, e.retireDB(ctx, chcfg.Database)
 }

@@ -16,9 +16,10 @@ import (
 // insert loop is idle: while it is busy, the batch keeps filling, so
 // batches grow with the load and ClickHouse gets fewer, larger parts.
 // Under a heavy stream (a tenth of BatchSize arrived already) an idle
-// insert loop waits for the batch to age to growWaits×BatchWait: ClickHouse
-// pays per INSERT, so larger batches raise throughput, while a light stream
-// (the freshness case) is still handed over after one BatchWait.
+// insert loop waits for the batch to fill or to age to BatchLinger:
+// ClickHouse pays per INSERT, so larger batches raise throughput, while a
+// light stream (the freshness case) is still handed over after one
+// BatchWait.
 // It returns an error only when the NATS connection is closed for good.
 func (p *Projector) fetchLoop(ctx context.Context, cons jetstream.Consumer, free <-chan *batch, full chan<- *batch) error {
 	defer close(full)
@@ -28,13 +29,13 @@ func (p *Projector) fetchLoop(ctx context.Context, cons jetstream.Consumer, free
 	)
 	b := <-free
 	for {
-		err := p.fill(cons, b)
+		n, err := p.fill(cons, b)
 		switch {
 		case len(b.msgs) == 0:
 		case len(b.msgs) >= p.cfg.BatchSize || err != nil || ctx.Err() != nil:
 			p.handOver(b, full)
 			b = <-free
-		case p.growing(b):
+		case n > 0 && p.growing(b):
 		default:
 			select {
 			case full <- b:
@@ -72,34 +73,34 @@ func (p *Projector) fetchLoop(ctx context.Context, cons jetstream.Consumer, free
 	}
 }
 
-// growWaits is how many BatchWaits a batch of a heavy stream may age
-// before an idle insert loop takes it.
-const growWaits = 3
-
 // growing reports whether b belongs to a heavy stream and is young enough
-// to keep filling although the insert loop is idle.
+// to keep filling although the insert loop is idle. The caller also asks
+// that the last fetch brought messages: a batch lingers only while the
+// stream flows.
 func (p *Projector) growing(b *batch) bool {
-	return len(b.msgs) >= p.cfg.BatchSize/10 && time.Since(b.touched) < growWaits*p.cfg.BatchWait
+	return len(b.msgs) >= p.cfg.BatchSize/10 && time.Since(b.touched) < p.cfg.BatchLinger
 }
 
 // fill runs one fetch for the room left in b, waiting at most BatchWait,
-// and decodes the messages into b.
-func (p *Projector) fill(cons jetstream.Consumer, b *batch) error {
+// decodes the messages into b and returns how many it got.
+func (p *Projector) fill(cons jetstream.Consumer, b *batch) (int, error) {
 	if len(b.msgs) == 0 {
 		b.touched = time.Now()
 	}
 	res, err := cons.Fetch(p.cfg.BatchSize-len(b.msgs), jetstream.FetchMaxWait(p.cfg.BatchWait))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	now := time.Now()
+	n := 0
 	for msg := range res.Messages() {
 		b.add(msg, now)
+		n++
 	}
 	if err := res.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-		return err
+		return n, err
 	}
-	return nil
+	return n, nil
 }
 
 // handOver passes b to the insert loop, keeping its messages alive on the

@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tally_projector_batch_size",
 			Help:    "Messages per projector batch.",
-			Buckets: []float64{1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, 50000},
+			Buckets: []float64{1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000},
 		}),
 		insertTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tally_projector_insert_seconds",

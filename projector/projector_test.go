@@ -119,6 +119,23 @@ func metric(t testing.TB, reg *prometheus.Registry, name string, lv ...string) f
 	return 0
 }
 
+// histogram returns the sample count and sum of a histogram.
+func histogram(t testing.TB, reg *prometheus.Registry, name string) (count uint64, sum float64) {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) > 0 {
+			h := f.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatalf("histogram %s not found", name)
+	return 0, 0
+}
+
 // waitDrained waits until the consumer has delivered and got acks for
 // every message of the stream.
 func waitDrained(t testing.TB, ctx context.Context, js jetstream.JetStream, consumer string, timeout time.Duration) {
@@ -319,6 +336,43 @@ func TestProjectEverything(t *testing.T) {
 	}
 	if n := pr.logs.count("dead letter"); n != 1+len(bad) {
 		t.Errorf("%d dead-letter warnings logged, want %d", n, 1+len(bad))
+	}
+}
+
+// TestHeavyStreamBatchesLinger publishes a steady stream that brings far
+// less than a batch per BatchWait but more than a tenth of BatchSize over
+// a few: the batches must keep filling while it flows (ClickHouse gets few,
+// large INSERTs), and once it stops the last batch must go at once, not
+// after BatchLinger.
+func TestHeavyStreamBatchesLinger(t *testing.T) {
+	ctx := t.Context()
+	_, _, js := newStreams(t, 0)
+	ch := testenv.ClickHouse(t)
+	events := generate(genConfig{Seed: 5, Resellers: 2, Orgs: 4, Jobs: 2000, Now: time.Now()})
+
+	cfg := Config{BatchSize: 2000, BatchWait: 200 * time.Millisecond, BatchLinger: 30 * time.Second, AckWait: 2 * time.Minute}
+	pr := startProjector(t, cfg, js, ch.Conn)
+	for i := 0; i < len(events); i += 50 {
+		publishEvents(t, ctx, js, events[i:min(i+50, len(events))])
+		time.Sleep(15 * time.Millisecond)
+	}
+	// Far less than BatchLinger: the last batch did not linger.
+	waitDrained(t, ctx, js, DefaultConsumer, 15*time.Second)
+	if err := pr.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	checkReadModels(t, ctx, ch.Conn, events)
+
+	batches, sum := histogram(t, pr.reg, "tally_projector_batch_size")
+	if sum != float64(len(events)) {
+		t.Fatalf("batches hold %v events, want %d", sum, len(events))
+	}
+	// One BatchWait brings a few hundred events, so batches that did not
+	// linger would be many; lingering ones are full but the last (and the
+	// first, if its first fetch was light).
+	if most := (len(events)+cfg.BatchSize-1)/cfg.BatchSize + 1; batches > uint64(most) {
+		t.Errorf("%d batches of %.0f events on average, want at most %d: while the stream flows they should fill up to %d",
+			batches, sum/float64(batches), most, cfg.BatchSize)
 	}
 }
 

@@ -70,6 +70,7 @@ type projectorOptions struct {
 	consumer  string
 	batchSize int
 	batchWait time.Duration
+	linger    time.Duration
 	memLimit  int // MiB; 0 leaves Go's GC defaults
 }
 
@@ -86,6 +87,7 @@ func (o *projectorOptions) register(fs *flag.FlagSet) {
 	stringVar(fs, &o.consumer, "consumer", def.Consumer, "durable JetStream consumer name (shared by projector replicas)")
 	intVar(fs, &o.batchSize, "batch-size", def.BatchSize, "most events in one ClickHouse INSERT")
 	durationVar(fs, &o.batchWait, "batch-wait", def.BatchWait, "longest wait to fill a batch")
+	durationVar(fs, &o.linger, "batch-linger", projector.DefaultBatchLinger, "longest a batch of a heavy stream (a tenth of --batch-size) keeps filling before it is inserted")
 	intVar(fs, &o.memLimit, "memory-limit-mib", defaultProjectorMemLimitMiB,
 		"soft memory limit of the process in MiB; with it the GC runs at GOGC 400 (0 keeps Go's defaults; GOMEMLIMIT and GOGC in the environment win)")
 }
@@ -114,6 +116,7 @@ func (o *projectorOptions) config(so streamOptions) projector.Config {
 	c.Consumer = o.consumer
 	c.BatchSize = o.batchSize
 	c.BatchWait = o.batchWait
+	c.BatchLinger = o.linger
 	c.DedupWindow = so.dedupWindow
 	return c
 }

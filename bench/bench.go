@@ -39,6 +39,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tallyhq/tally/projector"
 )
 
 // Config configures a bench run.
@@ -53,7 +55,9 @@ type Config struct {
 	IngestClients int
 	// IngestBatch is the number of events per NDJSON request.
 	IngestBatch int
-	// InsertBatch is the rows per INSERT of the raw ClickHouse ceiling.
+	// InsertBatch is the rows per INSERT of the raw ClickHouse ceiling:
+	// the projector's default batch size, so the ceiling inserts the rows
+	// as the pipeline does (ClickHouse's cost is mostly per INSERT).
 	InsertBatch int
 	// FreshnessRate is the steady publish rate of the freshness run, events/s.
 	FreshnessRate int
@@ -103,7 +107,7 @@ func DefaultConfig() Config {
 		IngestEvents:      500_000,
 		IngestClients:     4,
 		IngestBatch:       1000,
-		InsertBatch:       10_000,
+		InsertBatch:       projector.DefaultBatchSize,
 		FreshnessRate:     5000,
 		FreshnessDuration: 30 * time.Second,
 		MinIngestRatio:    0.70,

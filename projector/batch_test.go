@@ -258,7 +258,11 @@ func TestConfigValidate(t *testing.T) {
 		{"backoff max below min", func(c *Config) { c.RetryMin = time.Second; c.RetryMax = time.Millisecond }, "backoff"},
 		{"negative dedup window", func(c *Config) { c.DedupWindow = -time.Second }, "dedup window"},
 		{"linger below the batch wait", func(c *Config) { c.BatchWait = time.Second; c.BatchLinger = 500 * time.Millisecond }, "batch linger"},
-		{"linger above a quarter of the ack wait", func(c *Config) { c.AckWait = 4 * time.Second; c.InsertTimeout = time.Second; c.BatchLinger = 2 * time.Second }, "batch linger"},
+		{"linger above a quarter of the ack wait", func(c *Config) {
+			c.AckWait = 4 * time.Second
+			c.InsertTimeout = time.Second
+			c.BatchLinger = 2 * time.Second
+		}, "batch linger"},
 		{"short ack wait shortens the default linger", func(c *Config) { c.AckWait = 2 * time.Second; c.InsertTimeout = time.Second }, ""},
 	}
 	for _, tc := range tests {

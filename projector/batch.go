@@ -2,6 +2,7 @@ package projector
 
 import (
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,15 +13,21 @@ import (
 // batch is the unit of work: the messages of one fetch, the rows of their
 // events (first occurrence of each id) and the dead letters. Two batches
 // are reused for the life of a Run. Of a message only its reply subject
-// (its ack subject) is kept, so a batch holds little beyond its rows.
+// (its ack subject) is kept, so a batch holds little beyond its rows, and
+// what it holds is in its arena: rows, deliveries and id index hold no
+// pointers (a dead letter keeps its message, but those are rare).
 type batch struct {
 	// publish sends an ack-protocol body to a reply subject.
-	publish     func(subject string, body []byte) error
-	msgs        []delivery
-	rows        []row
-	meta        []rowMeta // parallel to rows
-	dead        []deadLetter
-	ids         map[string]struct{}
+	publish func(subject string, body []byte) error
+	text    arena
+	msgs    []delivery
+	rows    []packedRow
+	meta    []rowMeta // parallel to rows
+	dead    []deadLetter
+	// ids maps the hash of each row's id to the row; ids whose hash an
+	// earlier id of the batch took are in collided.
+	ids         map[uint64]int32
+	collided    map[string]struct{}
 	dupsInBatch int
 	redelivered int
 	// touched is when the messages' ack deadline last started (fetch or
@@ -33,7 +40,7 @@ type batch struct {
 
 	// scratch space of insertOnce
 	checkIDs []string
-	keep     []row
+	keep     []packedRow
 }
 
 // JetStream ack protocol: the body published to a message's reply subject.
@@ -52,7 +59,7 @@ func nakDelayBody(d time.Duration) []byte {
 
 // delivery is one fetched message; settled once it was acked or nacked.
 type delivery struct {
-	reply   string
+	reply   span // in the batch's arena
 	settled bool
 }
 
@@ -77,15 +84,39 @@ func newBatch(size int, publish func(subject string, body []byte) error) *batch 
 	return &batch{
 		publish: publish,
 		msgs:    make([]delivery, 0, size),
-		rows:    make([]row, 0, size),
+		rows:    make([]packedRow, 0, size),
 		meta:    make([]rowMeta, 0, size),
-		ids:     make(map[string]struct{}, size),
+		ids:     make(map[uint64]int32, size),
 	}
+}
+
+var idSeed = maphash.MakeSeed()
+
+// firstOf records id as seen and reports whether it was new to the batch.
+// Row i, about to be added, has this id.
+func (b *batch) firstOf(id string, i int) bool {
+	h := maphash.String(idSeed, id)
+	j, taken := b.ids[h]
+	if !taken {
+		b.ids[h] = int32(i)
+		return true
+	}
+	if b.text.field(&b.rows[j], fID) == id {
+		return false
+	}
+	if _, seen := b.collided[id]; seen {
+		return false
+	}
+	if b.collided == nil {
+		b.collided = make(map[string]struct{})
+	}
+	b.collided[id] = struct{}{}
+	return true
 }
 
 // add decodes and maps one message; now is the batch's projection time.
 func (b *batch) add(msg jetstream.Msg, now time.Time) {
-	b.msgs = append(b.msgs, delivery{reply: msg.Reply()})
+	b.msgs = append(b.msgs, delivery{reply: b.text.add(msg.Reply())})
 	dead := func(seq uint64, code, reason string) {
 		b.dead = append(b.dead, deadLetter{idx: len(b.msgs) - 1, msg: msg, seq: seq, code: code, reason: reason})
 	}
@@ -108,12 +139,11 @@ func (b *batch) add(msg jetstream.Msg, now time.Time) {
 		dead(seq, ReasonUnprojectable, fmt.Sprintf("event %q (%s): %v", e.ID, e.Type, err))
 		return
 	}
-	if _, seen := b.ids[r.ID]; seen {
+	if !b.firstOf(r.ID, len(b.rows)) {
 		b.dupsInBatch++
 		return
 	}
-	b.ids[r.ID] = struct{}{}
-	b.rows = append(b.rows, r)
+	b.rows = append(b.rows, b.text.pack(&r))
 	b.meta = append(b.meta, rowMeta{delivered: md.NumDelivered, stored: md.Timestamp.UnixNano()})
 }
 
@@ -121,7 +151,7 @@ func (b *batch) add(msg jetstream.Msg, now time.Time) {
 func (b *batch) keepAlive() {
 	for i := range b.msgs {
 		if !b.msgs[i].settled {
-			_ = b.publish(b.msgs[i].reply, progressBody)
+			_ = b.publish(b.text.str(b.msgs[i].reply), progressBody)
 		}
 	}
 	b.touched = time.Now()
@@ -146,25 +176,24 @@ func (b *batch) nak(delay time.Duration) {
 // settle acks or nacks message i unless it was settled already.
 func (b *batch) settle(i int, body []byte) {
 	if !b.msgs[i].settled {
-		_ = b.publish(b.msgs[i].reply, body)
+		_ = b.publish(b.text.str(b.msgs[i].reply), body)
 		b.msgs[i].settled = true
 	}
 }
 
 // reset empties b for reuse, dropping every reference to its messages.
 func (b *batch) reset() {
-	clear(b.msgs)
 	b.msgs = b.msgs[:0]
-	clear(b.rows)
 	b.rows = b.rows[:0]
 	b.meta = b.meta[:0]
 	clear(b.dead)
 	b.dead = b.dead[:0]
 	clear(b.ids)
-	clear(b.keep)
+	b.collided = nil
 	b.keep = b.keep[:0]
 	clear(b.checkIDs)
 	b.checkIDs = b.checkIDs[:0]
+	b.text.reset()
 	b.dupsInBatch, b.redelivered = 0, 0
 	b.failed, b.stale = false, false
 	b.touched = time.Time{}

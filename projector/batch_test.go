@@ -125,8 +125,8 @@ func TestBatchAdd(t *testing.T) {
 				b.add(m, time.Now())
 			}
 			var ids, codes []string
-			for _, r := range b.rows {
-				ids = append(ids, r.ID)
+			for i := range b.rows {
+				ids = append(ids, b.text.field(&b.rows[i], fID))
 			}
 			for _, d := range b.dead {
 				codes = append(codes, d.code)
@@ -183,7 +183,7 @@ func TestMustCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &row{StreamSeq: tc.seq, TimeMS: uint64(now.Add(-tc.eventAge).UnixMilli())}
+			r := &packedRow{rowNumbers: rowNumbers{StreamSeq: tc.seq, TimeMS: uint64(now.Add(-tc.eventAge).UnixMilli())}}
 			m := &rowMeta{delivered: tc.delivered, stored: now.UnixNano()}
 			if got := p.mustCheck(r, m); got != tc.want {
 				t.Errorf("mustCheck = %v, want %v", got, tc.want)

@@ -47,14 +47,16 @@ func TestSQLOnCurrentClickHouse(t *testing.T) {
 func insertValues(t testing.TB, r row) string {
 	t.Helper()
 	vals := make([]string, len(eventColumns))
-	var buf colBuffers
+	var (
+		buf colBuffers
+		a   arena
+	)
+	rs := []packedRow{a.pack(&r)}
 	for i, c := range eventColumns {
 		var v any
-		switch col := c.values([]row{r}, &buf).(type) {
+		switch col := c.values(rs, &a, &buf).(type) {
 		case []string:
 			v = col[0]
-		case [][]byte:
-			v = string(col[0])
 		case []time.Time:
 			v = col[0]
 		case []uint64:

@@ -114,7 +114,7 @@ func (p *Projector) insertOnce(ctx context.Context, b *batch) (insertResult, err
 	b.checkIDs = b.checkIDs[:0]
 	for i := range b.rows {
 		if checkAll || p.mustCheck(&b.rows[i], &b.meta[i]) {
-			b.checkIDs = append(b.checkIDs, b.rows[i].ID)
+			b.checkIDs = append(b.checkIDs, b.text.field(&b.rows[i], fID))
 		}
 	}
 	var found map[string]struct{}
@@ -127,7 +127,7 @@ func (p *Projector) insertOnce(ctx context.Context, b *batch) (insertResult, err
 	}
 	b.keep = b.keep[:0]
 	for i := range b.rows {
-		_, dup := found[b.rows[i].ID]
+		_, dup := found[b.text.field(&b.rows[i], fID)]
 		b.meta[i].skipped = dup
 		if !dup && len(found) > 0 {
 			b.keep = append(b.keep, b.rows[i])
@@ -150,7 +150,7 @@ func (p *Projector) insertOnce(ctx context.Context, b *batch) (insertResult, err
 	// server squashes the blocks of one INSERT into one part per table and
 	// partition, and ClickHouse's cost is mostly per part.
 	for start := 0; start < len(rows); start += insertBlockRows {
-		if err := appendRows(ib, rows[start:min(start+insertBlockRows, len(rows))], &p.cols); err != nil {
+		if err := appendRows(ib, rows[start:min(start+insertBlockRows, len(rows))], &b.text, &p.cols); err != nil {
 			return insertResult{}, err
 		}
 		if err := ib.Flush(); err != nil {
@@ -164,7 +164,7 @@ func (p *Projector) insertOnce(ctx context.Context, b *batch) (insertResult, err
 }
 
 // mustCheck reports whether the event of r may already be in ClickHouse.
-func (p *Projector) mustCheck(r *row, m *rowMeta) bool {
+func (p *Projector) mustCheck(r *packedRow, m *rowMeta) bool {
 	return m.delivered > 1 ||
 		r.StreamSeq <= p.hwm ||
 		time.Duration(m.stored-int64(r.TimeMS)*int64(time.Millisecond)) > p.window-schemas.MaxClockSkew

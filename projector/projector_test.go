@@ -399,19 +399,22 @@ func TestExistingIDs(t *testing.T) {
 	ch := testenv.ClickHouse(t)
 	events := generate(genConfig{Seed: 10, Resellers: 2, Orgs: 3, Jobs: 1000, Now: time.Now()})
 	stored := events[:2*lookupChunk+500]
-	var rows []row
+	var (
+		rows []packedRow
+		a    arena
+	)
 	for i, e := range stored {
 		r, err := mapEvent(e, uint64(i+1), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows = append(rows, r)
+		rows = append(rows, a.pack(&r))
 	}
 	ib, err := ch.Conn.PrepareBatch(ctx, insertEventsSQL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := appendRows(ib, rows, &colBuffers{}); err != nil {
+	if err := appendRows(ib, rows, &a, &colBuffers{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ib.Send(); err != nil {

@@ -6,48 +6,130 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tallyhq/tally/schemas"
 )
 
-// row is one row of the events table. Columns that do not apply to an
-// event's type keep their zero value. DateTime columns hold Unix seconds
-// (no pointers for the garbage collector to follow, a third of a
-// time.Time's size).
+// row is one row of the events table, as mapEvent builds it. Columns that
+// do not apply to an event's type keep their zero value. A batch keeps its
+// rows packed (see packedRow).
 type row struct {
-	ID          string
-	Type        string
-	Source      string
-	Time        int64
-	TimeMS      uint64
-	ResellerID  string
-	OrgID       string
-	Subject     string
-	Data        []byte // the event's data JSON
-	StreamSeq   uint64
-	ProjectedAt int64
+	ID         string
+	Type       string
+	Source     string
+	ResellerID string
+	OrgID      string
+	Subject    string
+	Data       []byte // the event's data JSON
 
-	Name         string
-	Plan         string
-	Status       string
+	Name      string
+	Plan      string
+	Status    string
+	UserID    string
+	Role      string
+	JobID     string
+	Model     string
+	Language  string
+	ErrorCode string
+	Currency  string
+	RefID     string
+	Severity  string
+
+	rowNumbers
+}
+
+// rowNumbers are a row's columns that are not strings. DateTime columns
+// hold Unix seconds.
+type rowNumbers struct {
+	Time         int64
+	TimeMS       uint64
+	StreamSeq    uint64
+	ProjectedAt  int64
 	CreatedAt    int64
-	UserID       string
-	Role         string
-	JobID        string
-	Model        string
-	Language     string
 	MediaMS      uint64
 	ProcessingMS uint64
-	ErrorCode    string
 	QuotaMinutes uint64
 	AmountMinor  int64
-	Currency     string
 	PeriodStart  int64
 	PeriodEnd    int64
-	RefID        string
-	Severity     string
+}
+
+// textField names a string column of a row.
+type textField uint8
+
+const (
+	fID textField = iota
+	fType
+	fSource
+	fResellerID
+	fOrgID
+	fSubject
+	fData
+	fName
+	fPlan
+	fStatus
+	fUserID
+	fRole
+	fJobID
+	fModel
+	fLanguage
+	fErrorCode
+	fCurrency
+	fRefID
+	fSeverity
+	numTextFields
+)
+
+// texts returns r's strings by textField; Data is viewed, not copied.
+func (r *row) texts() [numTextFields]string {
+	return [numTextFields]string{
+		fID: r.ID, fType: r.Type, fSource: r.Source, fResellerID: r.ResellerID, fOrgID: r.OrgID,
+		fSubject: r.Subject, fData: unsafe.String(unsafe.SliceData(r.Data), len(r.Data)),
+		fName: r.Name, fPlan: r.Plan, fStatus: r.Status, fUserID: r.UserID, fRole: r.Role, fJobID: r.JobID,
+		fModel: r.Model, fLanguage: r.Language, fErrorCode: r.ErrorCode, fCurrency: r.Currency,
+		fRefID: r.RefID, fSeverity: r.Severity,
+	}
+}
+
+// packedRow is a row as a batch holds it: its strings are one piece of the
+// batch's arena, one after the other in textField order, and ends[f] is
+// where field f ends in that piece. It holds no pointers, so the garbage
+// collector need not scan a batch's rows.
+type packedRow struct {
+	text span
+	ends [numTextFields]uint32
+	rowNumbers
+}
+
+// pack copies r's strings into a and returns r packed.
+func (a *arena) pack(r *row) packedRow {
+	t := r.texts()
+	n := 0
+	for _, s := range t {
+		n += len(s)
+	}
+	p := packedRow{rowNumbers: r.rowNumbers}
+	var b []byte
+	p.text, b = a.alloc(n)
+	off := 0
+	for f, s := range t {
+		off += copy(b[off:], s)
+		p.ends[f] = uint32(off)
+	}
+	return p
+}
+
+// field returns field f of p, valid until a's next reset (see arena.str).
+func (a *arena) field(p *packedRow, f textField) string {
+	start := uint32(0)
+	if f > 0 {
+		start = p.ends[f-1]
+	}
+	t := p.text
+	return a.str(span{chunk: t.chunk, off: t.off + start, n: p.ends[f] - start})
 }
 
 // maxDateTime is the last second a ClickHouse DateTime (UInt32) can hold.
@@ -66,15 +148,14 @@ func (e *mapError) Error() string { return e.Field + ": " + e.Reason }
 // time outside the DateTime range.
 func mapEvent(e *schemas.Event, streamSeq uint64, projectedAt time.Time) (row, error) {
 	r := row{
-		ID:          e.ID,
-		Type:        e.Type,
-		Source:      e.Source,
-		ResellerID:  e.ResellerID,
-		OrgID:       e.OrgID,
-		Subject:     e.Subject,
-		Data:        e.Data,
-		StreamSeq:   streamSeq,
-		ProjectedAt: projectedAt.Unix(),
+		ID:         e.ID,
+		Type:       e.Type,
+		Source:     e.Source,
+		ResellerID: e.ResellerID,
+		OrgID:      e.OrgID,
+		Subject:    e.Subject,
+		Data:       e.Data,
+		rowNumbers: rowNumbers{StreamSeq: streamSeq, ProjectedAt: projectedAt.Unix()},
 	}
 	var err error
 	if r.Time, err = dateTime("time", e.Time); err != nil {
@@ -153,30 +234,7 @@ func mapEvent(e *schemas.Event, streamSeq uint64, projectedAt time.Time) (row, e
 	default:
 		return row{}, &mapError{Field: "type", Reason: fmt.Sprintf("no projection for type %q", e.Type)}
 	}
-	r.compact()
 	return r, nil
-}
-
-// compact copies the row's strings into one allocation. They were
-// substrings of the decoded message and of its data, which a batch would
-// otherwise keep alive until it is acked.
-func (r *row) compact() {
-	fields := [...]*string{&r.ID, &r.Type, &r.Source, &r.ResellerID, &r.OrgID, &r.Subject, &r.Name, &r.Plan, &r.Status,
-		&r.UserID, &r.Role, &r.JobID, &r.Model, &r.Language, &r.ErrorCode, &r.Currency, &r.RefID, &r.Severity}
-	n := 0
-	for _, f := range fields {
-		n += len(*f)
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, f := range fields {
-		b.WriteString(*f)
-	}
-	all, off := b.String(), 0
-	for _, f := range fields {
-		*f = all[off : off+len(*f)]
-		off += len(*f)
-	}
 }
 
 // dataError names the first field the typed data accessor complained about.
@@ -218,63 +276,52 @@ func millis(field string, seconds float64) (uint64, error) {
 }
 
 // column is one column of the projector's INSERT: its name and how to
-// append the batch's values to it.
+// append the values of packed rows to it.
 type column struct {
 	name     string
 	dateTime bool // values are Unix seconds ([]int64) for a DateTime column
-	values   func(rs []row, buf *colBuffers) any
+	values   func(rs []packedRow, a *arena, buf *colBuffers) any
 }
 
 // colBuffers holds one reusable slice per Go type, filled per column.
 type colBuffers struct {
-	bytes [][]byte
 	strs  []string
 	u64   []uint64
 	i64   []int64
 }
 
-func strCol(name string, f func(*row) string) column {
-	return column{name, false, func(rs []row, b *colBuffers) any {
+func strCol(name string, f textField) column {
+	return column{name, false, func(rs []packedRow, a *arena, b *colBuffers) any {
 		b.strs = b.strs[:0]
 		for i := range rs {
-			b.strs = append(b.strs, f(&rs[i]))
+			b.strs = append(b.strs, a.field(&rs[i], f))
 		}
 		return b.strs
 	}}
 }
 
-func bytesCol(name string, f func(*row) []byte) column {
-	return column{name, false, func(rs []row, b *colBuffers) any {
-		b.bytes = b.bytes[:0]
-		for i := range rs {
-			b.bytes = append(b.bytes, f(&rs[i]))
-		}
-		return b.bytes
-	}}
-}
-
 // dateTimeCol appends Unix seconds to a DateTime column.
-func dateTimeCol(name string, f func(*row) int64) column {
+func dateTimeCol(name string, f func(*rowNumbers) int64) column {
 	c := i64Col(name, f)
 	c.dateTime = true
 	return c
 }
 
-func u64Col(name string, f func(*row) uint64) column {
-	return column{name, false, func(rs []row, b *colBuffers) any {
+func u64Col(name string, f func(*rowNumbers) uint64) column {
+	return column{name, false, func(rs []packedRow, _ *arena, b *colBuffers) any {
 		b.u64 = b.u64[:0]
 		for i := range rs {
-			b.u64 = append(b.u64, f(&rs[i]))
+			b.u64 = append(b.u64, f(&rs[i].rowNumbers))
 		}
 		return b.u64
 	}}
 }
 
-func i64Col(name string, f func(*row) int64) column {
-	return column{name, false, func(rs []row, b *colBuffers) any {
+func i64Col(name string, f func(*rowNumbers) int64) column {
+	return column{name, false, func(rs []packedRow, _ *arena, b *colBuffers) any {
 		b.i64 = b.i64[:0]
 		for i := range rs {
-			b.i64 = append(b.i64, f(&rs[i]))
+			b.i64 = append(b.i64, f(&rs[i].rowNumbers))
 		}
 		return b.i64
 	}}
@@ -282,36 +329,36 @@ func i64Col(name string, f func(*row) int64) column {
 
 // eventColumns lists every column the projector writes, in INSERT order.
 var eventColumns = []column{
-	strCol("id", func(r *row) string { return r.ID }),
-	strCol("type", func(r *row) string { return r.Type }),
-	strCol("source", func(r *row) string { return r.Source }),
-	dateTimeCol("time", func(r *row) int64 { return r.Time }),
-	u64Col("time_ms", func(r *row) uint64 { return r.TimeMS }),
-	strCol("reseller_id", func(r *row) string { return r.ResellerID }),
-	strCol("org_id", func(r *row) string { return r.OrgID }),
-	strCol("subject", func(r *row) string { return r.Subject }),
-	bytesCol("data", func(r *row) []byte { return r.Data }),
-	u64Col("stream_seq", func(r *row) uint64 { return r.StreamSeq }),
-	dateTimeCol("projected_at", func(r *row) int64 { return r.ProjectedAt }),
-	strCol("name", func(r *row) string { return r.Name }),
-	strCol("plan", func(r *row) string { return r.Plan }),
-	strCol("status", func(r *row) string { return r.Status }),
-	dateTimeCol("created_at", func(r *row) int64 { return r.CreatedAt }),
-	strCol("user_id", func(r *row) string { return r.UserID }),
-	strCol("role", func(r *row) string { return r.Role }),
-	strCol("job_id", func(r *row) string { return r.JobID }),
-	strCol("model", func(r *row) string { return r.Model }),
-	strCol("language", func(r *row) string { return r.Language }),
-	u64Col("media_ms", func(r *row) uint64 { return r.MediaMS }),
-	u64Col("processing_ms", func(r *row) uint64 { return r.ProcessingMS }),
-	strCol("error_code", func(r *row) string { return r.ErrorCode }),
-	u64Col("quota_minutes", func(r *row) uint64 { return r.QuotaMinutes }),
-	i64Col("amount_minor", func(r *row) int64 { return r.AmountMinor }),
-	strCol("currency", func(r *row) string { return r.Currency }),
-	dateTimeCol("period_start", func(r *row) int64 { return r.PeriodStart }),
-	dateTimeCol("period_end", func(r *row) int64 { return r.PeriodEnd }),
-	strCol("ref_id", func(r *row) string { return r.RefID }),
-	strCol("severity", func(r *row) string { return r.Severity }),
+	strCol("id", fID),
+	strCol("type", fType),
+	strCol("source", fSource),
+	dateTimeCol("time", func(r *rowNumbers) int64 { return r.Time }),
+	u64Col("time_ms", func(r *rowNumbers) uint64 { return r.TimeMS }),
+	strCol("reseller_id", fResellerID),
+	strCol("org_id", fOrgID),
+	strCol("subject", fSubject),
+	strCol("data", fData), // a string: the driver copies [][]byte values one allocation each
+	u64Col("stream_seq", func(r *rowNumbers) uint64 { return r.StreamSeq }),
+	dateTimeCol("projected_at", func(r *rowNumbers) int64 { return r.ProjectedAt }),
+	strCol("name", fName),
+	strCol("plan", fPlan),
+	strCol("status", fStatus),
+	dateTimeCol("created_at", func(r *rowNumbers) int64 { return r.CreatedAt }),
+	strCol("user_id", fUserID),
+	strCol("role", fRole),
+	strCol("job_id", fJobID),
+	strCol("model", fModel),
+	strCol("language", fLanguage),
+	u64Col("media_ms", func(r *rowNumbers) uint64 { return r.MediaMS }),
+	u64Col("processing_ms", func(r *rowNumbers) uint64 { return r.ProcessingMS }),
+	strCol("error_code", fErrorCode),
+	u64Col("quota_minutes", func(r *rowNumbers) uint64 { return r.QuotaMinutes }),
+	i64Col("amount_minor", func(r *rowNumbers) int64 { return r.AmountMinor }),
+	strCol("currency", fCurrency),
+	dateTimeCol("period_start", func(r *rowNumbers) int64 { return r.PeriodStart }),
+	dateTimeCol("period_end", func(r *rowNumbers) int64 { return r.PeriodEnd }),
+	strCol("ref_id", fRefID),
+	strCol("severity", fSeverity),
 }
 
 // insertEventsSQL is the projector's only INSERT, naming every column (the
@@ -326,12 +373,12 @@ func buildInsert(table string, cols []column) string {
 	return "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ")"
 }
 
-// appendRows appends rs column by column to a prepared INSERT of
-// eventColumns.
-func appendRows(b driver.Batch, rs []row, buf *colBuffers) error {
+// appendRows appends rs, packed in a, column by column to a prepared
+// INSERT of eventColumns.
+func appendRows(b driver.Batch, rs []packedRow, a *arena, buf *colBuffers) error {
 	defer buf.release()
 	for i, c := range eventColumns {
-		if err := b.Column(i).Append(c.values(rs, buf)); err != nil {
+		if err := b.Column(i).Append(c.values(rs, a, buf)); err != nil {
 			return fmt.Errorf("append column %s: %w", c.name, err)
 		}
 	}
@@ -340,6 +387,5 @@ func appendRows(b driver.Batch, rs []row, buf *colBuffers) error {
 
 // release drops the buffers' references to row data (the driver copied it).
 func (b *colBuffers) release() {
-	clear(b.bytes)
 	clear(b.strs)
 }

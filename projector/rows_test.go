@@ -21,8 +21,8 @@ func TestMapEvent(t *testing.T) {
 	}
 	// base is the row every event shares; each case changes what it maps.
 	base := func(typ, reseller, org, data string) row {
-		return row{ID: "id-1", Type: typ, Source: "platform/api", Time: at.Unix(), TimeMS: uint64(at.UnixMilli()),
-			ResellerID: reseller, OrgID: org, Subject: "sub", Data: []byte(data), StreamSeq: 42, ProjectedAt: projected.Unix()}
+		return row{ID: "id-1", Type: typ, Source: "platform/api", ResellerID: reseller, OrgID: org, Subject: "sub", Data: []byte(data),
+			rowNumbers: rowNumbers{Time: at.Unix(), TimeMS: uint64(at.UnixMilli()), StreamSeq: 42, ProjectedAt: projected.Unix()}}
 	}
 	tests := []struct {
 		name string

@@ -285,9 +285,9 @@ type column struct {
 
 // colBuffers holds one reusable slice per Go type, filled per column.
 type colBuffers struct {
-	strs  []string
-	u64   []uint64
-	i64   []int64
+	strs []string
+	u64  []uint64
+	i64  []int64
 }
 
 func strCol(name string, f textField) column {

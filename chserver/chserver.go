@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,6 +220,31 @@ func (s *Server) Restart(ctx context.Context) error {
 	return nil
 }
 
+// MallocConf is the jemalloc configuration the server starts with unless
+// MALLOC_CONF is set. Debian's 18.16 links the system jemalloc with its
+// defaults, under which allocations of 8 MiB or more go to an arena that
+// gives their pages back at once, so every large INSERT faults in fresh
+// zeroed pages (a fifth of the server's CPU under the projector's batches).
+// Upstream ClickHouse builds its jemalloc with oversize_threshold:0 for
+// this reason (contrib/jemalloc-cmake); so do we. Freed pages are kept 30 s
+// rather than upstream's 5 s because the projector inserts every few
+// seconds, and upstream's percpu_arena is left out: on two cores it cost
+// more than it saved. Measured with 800,000 events inserted in batches of
+// 80,000, the server's CPU per event: 15–20 µs with jemalloc's defaults,
+// 13–18 µs with upstream's string, 10–13 µs with this one.
+const MallocConf = "oversize_threshold:0,dirty_decay_ms:30000,muzzy_decay_ms:30000"
+
+// serverEnv returns the server's environment: environ with MALLOC_CONF set
+// to MallocConf unless environ sets it.
+func serverEnv(environ []string) []string {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "MALLOC_CONF=") {
+			return environ
+		}
+	}
+	return append(slices.Clip(environ), "MALLOC_CONF="+MallocConf)
+}
+
 func (s *Server) start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -233,6 +259,7 @@ func (s *Server) start(ctx context.Context) error {
 
 	cmd := exec.Command(s.cfg.Binary, "--config-file="+filepath.Join(s.cfg.Dir, "config.xml"))
 	cmd.Dir = s.cfg.Dir
+	cmd.Env = serverEnv(os.Environ())
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = sysProcAttr()

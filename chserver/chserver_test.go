@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,6 +83,9 @@ func TestStartStopRestartReuse(t *testing.T) {
 	}
 	if !strings.HasPrefix(s.Addr(), "127.0.0.1:") || s.Addr() == s.HTTPAddr() {
 		t.Fatalf("Addr() = %q, HTTPAddr() = %q", s.Addr(), s.HTTPAddr())
+	}
+	if env := serverEnviron(t, dir); !slices.Contains(env, "MALLOC_CONF="+chserver.MallocConf) {
+		t.Errorf("server environment lacks MALLOC_CONF=%s: %q", chserver.MallocConf, env)
 	}
 
 	conn := connect(t, s.Addr(), "default", "")
@@ -249,4 +254,25 @@ func TestFixedPorts(t *testing.T) {
 	if want := "127.0.0.1:" + strconv.Itoa(http); s.HTTPAddr() != want {
 		t.Errorf("HTTPAddr() = %s, want %s", s.HTTPAddr(), want)
 	}
+}
+
+// serverEnviron returns the environment of the clickhouse-server process
+// whose config file is in dir.
+func serverEnviron(t *testing.T, dir string) []string {
+	t.Helper()
+	want := "--config-file=" + filepath.Join(dir, "config.xml")
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		if err != nil || !slices.Contains(strings.Split(string(b), "\x00"), want) {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join(filepath.Dir(f), "environ"))
+		if err != nil {
+			t.Fatalf("read the server's environment: %v", err)
+		}
+		return strings.Split(strings.TrimRight(string(env), "\x00"), "\x00")
+	}
+	t.Fatalf("no process with %s", want)
+	return nil
 }

@@ -14,7 +14,6 @@ const arenaChunk = 4 << 20
 type arena struct {
 	chunks [][]byte
 	cur    int // the chunk being filled
-	size   int // bytes handed out since the last reset
 }
 
 // span locates a piece of an arena.
@@ -26,7 +25,6 @@ type span struct {
 func (a *arena) alloc(n int) (span, []byte) {
 	if n > arenaChunk {
 		a.chunks = append(a.chunks, make([]byte, n))
-		a.size += n
 		return span{chunk: uint32(len(a.chunks) - 1), n: uint32(n)}, a.chunks[len(a.chunks)-1]
 	}
 	if len(a.chunks) == 0 || len(a.chunks[a.cur])+n > cap(a.chunks[a.cur]) {
@@ -35,7 +33,6 @@ func (a *arena) alloc(n int) (span, []byte) {
 	c := a.chunks[a.cur]
 	off := len(c)
 	a.chunks[a.cur] = c[:off+n]
-	a.size += n
 	return span{chunk: uint32(a.cur), off: uint32(off), n: uint32(n)}, c[off : off+n : off+n]
 }
 
@@ -57,12 +54,6 @@ func (a *arena) add(s string) span {
 	sp, b := a.alloc(len(s))
 	copy(b, s)
 	return sp
-}
-
-// bytes returns the piece at s. It is valid until the next reset.
-func (a *arena) bytes(s span) []byte {
-	c := a.chunks[s.chunk]
-	return c[s.off : s.off+s.n : s.off+s.n]
 }
 
 // str returns the piece at s as a string without copying it. The string
@@ -87,5 +78,5 @@ func (a *arena) reset() {
 	}
 	clear(a.chunks[len(kept):])
 	a.chunks = kept
-	a.cur, a.size = 0, 0
+	a.cur = 0
 }

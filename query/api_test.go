@@ -295,6 +295,7 @@ func TestAPI(t *testing.T) {
 	t.Run("revocation", func(t *testing.T) { testRevocation(t, env) })
 	t.Run("ops", func(t *testing.T) { testOps(t, env) })
 	t.Run("timeout", func(t *testing.T) { testTimeout(t, env) })
+	t.Run("usage top", func(t *testing.T) { testUsageTop(t, env) })
 	t.Run("sql on current ClickHouse", func(t *testing.T) { testSQLOnChDB(t, env) })
 	t.Run("alert sql on current ClickHouse", func(t *testing.T) { testAlertSQLOnChDB(t, env) })
 	// The write routes change the fixture: they run last.

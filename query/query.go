@@ -139,6 +139,9 @@ type Query struct {
 
 	streamMu    sync.Mutex
 	streamReady bool
+
+	orgCountsMu sync.Mutex
+	orgCounts   map[string]orgCount
 }
 
 // New builds the stage. Metrics are registered on reg and served from it at
@@ -171,6 +174,8 @@ func New(cfg Config, conn driver.Conn, log *slog.Logger, reg *prometheus.Registr
 		gather:  reg,
 		defLoc:  loc,
 		js:      cfg.JetStream,
+
+		orgCounts: map[string]orgCount{},
 	}
 	q.app = q.newApp()
 	return q, nil

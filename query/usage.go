@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -382,6 +383,46 @@ func (q *Query) usage(c *fiber.Ctx) error {
 type groupKey [2]string
 
 func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResponse, error) {
+	var (
+		d   usageData
+		err error
+	)
+	top := false
+	if rankFirst(p, math.MaxInt) { // worth counting the organizations
+		orgs, err := q.orgCount(ctx, s.reseller)
+		if err != nil {
+			return usageResponse{}, err
+		}
+		top = rankFirst(p, orgs)
+	}
+	if top {
+		d, err = q.usageTop(ctx, s, p)
+	} else {
+		d, err = q.usageData(ctx, s, p)
+	}
+	if err != nil {
+		return usageResponse{}, err
+	}
+	return renderUsage(s, p, d), nil
+}
+
+// usageData is what the queries of a usage request found: the groups in
+// rank order (minutes, most first, then by key), their totals over the
+// range and their rows per period.
+type usageData struct {
+	order  []groupKey
+	totals map[groupKey]agg
+	rows   []timedRow
+}
+
+type timedRow struct {
+	key uint32
+	k   groupKey
+	a   agg
+}
+
+// usageBase is the usage query over p's whole range, without periods.
+func usageBase(s scope, p usageParams) usageQuery {
 	base := usageQuery{
 		reseller: s.reseller, from: p.from.UTC(), to: p.to.UTC(), tz: s.tz, groupBy: p.groupBy,
 		orgs: p.orgs, models: p.models, languages: p.languages, plans: p.plans,
@@ -390,6 +431,26 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	// The totals query (no period) reads every whole UTC month and day in
 	// the range; the series only those inside one of its periods.
 	base.months, base.days = wholeSpans(p.from, p.to, "", s.loc)
+	return base
+}
+
+// rankGroups sorts groups by their totals' minutes, most first, then by
+// key.
+func rankGroups(order []groupKey, totals map[groupKey]agg) {
+	slices.SortStableFunc(order, func(a, b groupKey) int {
+		if d := int64(totals[b].mediaMS) - int64(totals[a].mediaMS); d != 0 {
+			if d > 0 {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
+	})
+}
+
+// usageData runs the queries of a usage request.
+func (q *Query) usageData(ctx context.Context, s scope, p usageParams) (usageData, error) {
+	base := usageBase(s, p)
 	// Totals per group rank the groups. Exact distinct users need their own
 	// query over the whole range (run alongside the series); the other
 	// metrics add up from the series.
@@ -480,11 +541,6 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 	if p.granularity == "month" && !timed.users && len(timed.months) == 0 {
 		timed.shift = shiftMonths(p.from, p.to, s.loc)
 	}
-	type timedRow struct {
-		key uint32
-		k   groupKey
-		a   agg
-	}
 	var timedRows []timedRow
 	g.Go(func() error {
 		total, err := q.scanUsage(gctx, timed, len(p.groupBy), func(key uint32, k groupKey, a agg) {
@@ -497,7 +553,7 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return usageResponse{}, err
+		return usageData{}, err
 	}
 	if seriesUsers != nil {
 		seen := map[periodGroup]bool{}
@@ -533,15 +589,14 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 			totals[k] = t
 		}
 	}
-	slices.SortStableFunc(order, func(a, b groupKey) int {
-		if d := int64(totals[b].mediaMS) - int64(totals[a].mediaMS); d != 0 {
-			if d > 0 {
-				return 1
-			}
-			return -1
-		}
-		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
-	})
+	rankGroups(order, totals)
+	return usageData{order: order, totals: totals, rows: timedRows}, nil
+}
+
+// renderUsage lays the data out as series over every period: the first
+// p.top groups, then "others" (the sum of the rest) when there are more.
+func renderUsage(s scope, p usageParams, d usageData) usageResponse {
+	order, totals, timedRows := d.order, d.totals, d.rows
 	keep := order
 	var rest []groupKey
 	if p.top > 0 && len(order) > p.top {
@@ -614,7 +669,7 @@ func (q *Query) runUsage(ctx context.Context, s scope, p usageParams) (usageResp
 		}
 		resp.Series = append(resp.Series, series(group, true, total, grid[len(keep)]))
 	}
-	return resp, nil
+	return resp
 }
 
 // scanUserSpans runs a userSpansQuery and calls fn per row; period is 1

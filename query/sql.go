@@ -315,16 +315,17 @@ const (
 
 // usageTables names the tables of one level: short ranges come from
 // fine, the 15-minute buckets of partial days from byTime, whole UTC days
-// and months from day and month; cols is what a union part selects.
+// and months from day and month, the buckets that a monthShift moves from
+// edges; cols is what a union part selects.
 type usageTables struct {
-	fine, byTime, day, month string
-	cols                     string
+	fine, byTime, day, month, edges string
+	cols                            string
 }
 
 var levelTables = map[usageLevel]usageTables{
-	levelModel: {"usage_15m", "usage_15m_by_time", "usage_1d", "usage_1mo",
+	levelModel: {"usage_15m", "usage_15m_by_time", "usage_1d", "usage_1mo", "usage_month_edges",
 		"reseller_id, org_id, %s, model, language, jobs_completed, jobs_failed, media_ms, processing_ms, users"},
-	levelOrg: {"usage_15m", "usage_15m_by_time", "usage_org_1d", "usage_org_1mo",
+	levelOrg: {"usage_15m", "usage_15m_by_time", "usage_org_1d", "usage_org_1mo", "usage_month_edges",
 		"reseller_id, org_id, %s, jobs_completed, jobs_failed, media_ms, processing_ms, users"},
 	// Every range of the reseller's buckets is small: no coarser tables.
 	levelReseller: {fine: "usage_reseller_15m"},
@@ -553,6 +554,10 @@ func (u usageQuery) buildShifted(sel, group []string, t usageTables) (string, []
 	// within the query's range) and subtracted from its UTC month's (when
 	// that month is read).
 	b := u.filters(append([]any{inZones}, zargs...)...)
+	zoneTable := t.edges
+	if !nearMonthStarts(u.shift.zones) {
+		zoneTable = t.byTime
+	}
 	args = append(args, u.tz, u.from, u.to, u.tz, u.shift.from, u.shift.to)
 	args = append(args, b.args...)
 	zoned := "SELECT tupleElement(ps, 1) AS period, " + dims + "tupleElement(ps, 2) AS sign,\n        " + vals + `
@@ -560,7 +565,7 @@ func (u usageQuery) buildShifted(sel, group []string, t usageTables) (string, []
         SELECT ` + dims + vals + `, arrayJoin([
             tuple(` + key + `, if(bucket >= ? AND bucket < ?, toInt8(1), toInt8(0))),
             tuple(` + strings.Replace(key, "bucket", utcMonth+" + 15 * 86400", 1) + `, if(bucket >= ? AND bucket < ?, toInt8(-1), toInt8(0)))]) AS ps
-        FROM ` + t.byTime + `
+        FROM ` + zoneTable + `
         WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n        ") + `
     )
     WHERE tupleElement(ps, 2) != 0`
@@ -569,6 +574,25 @@ func (u usageQuery) buildShifted(sel, group []string, t usageTables) (string, []
 	sql := "SELECT " + strings.Join(out, ",\n    ") + "\nFROM (\n    " + months + "\n    UNION ALL\n    " + zoned +
 		"\n)\nGROUP BY " + strings.Join(group, ", ") + signedHaving + "\nORDER BY " + strings.Join(group, ", ")
 	return sql, args
+}
+
+// edgeHours is how far from a UTC month start usage_month_edges holds
+// buckets (on both sides).
+const edgeHours = 14
+
+// nearMonthStarts is whether every range lies within edgeHours of one UTC
+// month start, so that usage_month_edges holds its buckets. Zone offsets
+// run from UTC-12 to UTC+14, so a monthShift's always do.
+func nearMonthStarts(ranges [][2]time.Time) bool {
+	const edge = edgeHours * time.Hour
+	for _, r := range ranges {
+		mid := r[0].UTC().Add(r[1].Sub(r[0]) / 2).Add(edge) // within the month that starts nearest
+		start := time.Date(mid.Year(), mid.Month(), 1, 0, 0, 0, 0, time.UTC)
+		if r[0].Before(start.Add(-edge)) || r[1].After(start.Add(edge)) {
+			return false
+		}
+	}
+	return true
 }
 
 // and adds a condition.

@@ -287,7 +287,7 @@ FROM (
         SELECT org_id, media_ms, jobs_completed, jobs_failed, processing_ms, jobs_created, arrayJoin([
             tuple(toYYYYMMDD(toStartOfMonth(bucket, ?)), if(bucket >= ? AND bucket < ?, toInt8(1), toInt8(0))),
             tuple(toYYYYMMDD(toStartOfMonth(toStartOfDay(bucket, 'UTC') - (toDayOfMonth(bucket, 'UTC') - 1) * 86400 + 15 * 86400, ?)), if(bucket >= ? AND bucket < ?, toInt8(-1), toInt8(0)))]) AS ps
-        FROM usage_15m_by_time
+        FROM usage_month_edges
         WHERE reseller_id = ?
           AND ((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))
     )
@@ -948,6 +948,10 @@ func TestShiftMonthsZones(t *testing.T) {
 		{"UTC months in winter", "Europe/London", "2026-01-01 00:00", "2026-04-30 23:00",
 			[][2]string{{"2026-03-31 23:00", "2026-04-01 00:00"}, {"2026-04-30 23:00", "2026-05-01 00:00"}}},
 		{"UTC", "UTC", "2026-01-01 00:00", "2026-03-01 00:00", nil},
+		{"farthest east", "Pacific/Kiritimati", "2025-12-31 10:00", "2026-02-28 10:00",
+			[][2]string{{"2025-12-31 10:00", "2026-01-01 00:00"}, {"2026-01-31 10:00", "2026-02-01 00:00"}, {"2026-02-28 10:00", "2026-03-01 00:00"}}},
+		{"farthest west", "Etc/GMT+12", "2026-01-01 12:00", "2026-03-01 12:00",
+			[][2]string{{"2026-01-01 00:00", "2026-01-01 12:00"}, {"2026-02-01 00:00", "2026-02-01 12:00"}, {"2026-03-01 00:00", "2026-03-01 12:00"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -959,12 +963,44 @@ func TestShiftMonthsZones(t *testing.T) {
 			if sh == nil {
 				t.Fatal("no shift")
 			}
+			if !nearMonthStarts(sh.zones) {
+				t.Errorf("zones %v are not all within %d hours of a UTC month start: usage_month_edges lacks them", sh.zones, edgeHours)
+			}
 			var got [][2]string
 			for _, z := range sh.zones {
 				got = append(got, [2]string{z[0].Format("2006-01-02 15:04"), z[1].Format("2006-01-02 15:04")})
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("zones %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNearMonthStarts(t *testing.T) {
+	utc := func(s string) time.Time { return parseUTC(t, s) }
+	cases := []struct {
+		name   string
+		ranges [][2]string
+		want   bool
+	}{
+		{"none", nil, true},
+		{"before and after month starts", [][2]string{{"2026-01-31 10:00", "2026-02-01 00:00"}, {"2026-03-01 00:00", "2026-03-01 14:00"}}, true},
+		{"across a month start", [][2]string{{"2026-10-31 20:00", "2026-11-01 06:00"}}, true},
+		{"year end", [][2]string{{"2025-12-31 18:30", "2026-01-01 00:00"}}, true},
+		{"starts too early", [][2]string{{"2026-01-31 09:45", "2026-02-01 00:00"}}, false},
+		{"ends too late", [][2]string{{"2026-03-01 00:00", "2026-03-01 14:15"}}, false},
+		{"mid-month", [][2]string{{"2026-03-15 00:00", "2026-03-15 01:00"}}, false},
+		{"one of two outside", [][2]string{{"2026-01-31 23:00", "2026-02-01 00:00"}, {"2026-02-10 00:00", "2026-02-10 01:00"}}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var rs [][2]time.Time
+			for _, r := range tc.ranges {
+				rs = append(rs, [2]time.Time{utc(r[0]), utc(r[1])})
+			}
+			if got := nearMonthStarts(rs); got != tc.want {
+				t.Errorf("nearMonthStarts(%v) = %v, want %v", tc.ranges, got, tc.want)
 			}
 		})
 	}

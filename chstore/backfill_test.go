@@ -15,7 +15,7 @@ import (
 )
 
 // TestMigrationsBackfillNewReadModels upgrades a database that holds events
-// from before migrations 0011 to 0018: the read models they add must hold
+// from before migrations 0011 to 0019: the read models they add must hold
 // exactly what their materialized views would have made of those events.
 func TestMigrationsBackfillNewReadModels(t *testing.T) {
 	ch := testenv.ClickHouse(t)
@@ -115,6 +115,9 @@ func TestMigrationsBackfillNewReadModels(t *testing.T) {
 		{"usage_month_edges holds usage_15m's buckets within 14 hours of a month start",
 			"SELECT reseller_id, org_id, bucket, model, language, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(media_ms), uniqExactMerge(users) FROM usage_month_edges GROUP BY reseller_id, org_id, bucket, model, language ORDER BY reseller_id, org_id, bucket, model, language",
 			"SELECT reseller_id, org_id, bucket, model, language, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(media_ms), uniqExactMerge(users) FROM usage_15m WHERE bucket >= toDateTime('2026-10-31 10:00:00', 'UTC') AND bucket < toDateTime('2026-11-01 14:00:00', 'UTC') GROUP BY reseller_id, org_id, bucket, model, language ORDER BY reseller_id, org_id, bucket, model, language"},
+		{"usage_reseller_model_15m sums usage_15m by reseller, model and language",
+			"SELECT reseller_id, bucket, model, language, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_reseller_model_15m GROUP BY reseller_id, bucket, model, language ORDER BY reseller_id, bucket, model, language",
+			"SELECT reseller_id, bucket, model, language, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_15m GROUP BY reseller_id, bucket, model, language ORDER BY reseller_id, bucket, model, language"},
 		{"usage_reseller_15m sums usage_15m by reseller",
 			"SELECT reseller_id, bucket, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_reseller_15m GROUP BY reseller_id, bucket ORDER BY reseller_id, bucket",
 			"SELECT reseller_id, bucket, sumMerge(jobs_created), sumMerge(jobs_completed), sumMerge(jobs_failed), sumMerge(media_ms), sumMerge(processing_ms), uniqExactMerge(users) FROM usage_15m GROUP BY reseller_id, bucket ORDER BY reseller_id, bucket"},

@@ -307,11 +307,19 @@ type usageQuery struct {
 type usageLevel int
 
 const (
-	levelAuto     usageLevel = iota // the coarsest that answers the query
-	levelModel                      // usage_15m, usage_1d, usage_1mo: organization, model, language
-	levelOrg                        // usage_org_1d, usage_org_1mo: organization
-	levelReseller                   // usage_reseller_15m: the reseller only
+	levelAuto          usageLevel = iota // the coarsest that answers the query
+	levelModel                           // usage_15m, usage_1d, usage_1mo: organization, model, language
+	levelOrg                             // usage_org_1d, usage_org_1mo: organization
+	levelReseller                        // usage_reseller_15m: the reseller only
+	levelResellerModel                   // usage_reseller_model_15m: the reseller by model and language
 )
+
+// hasModel is whether the level's tables have model and language.
+func (l usageLevel) hasModel() bool { return l == levelModel || l == levelResellerModel }
+
+// fineOnly is whether the level reads its 15-minute table alone, for any
+// range.
+func (l usageLevel) fineOnly() bool { return l == levelReseller || l == levelResellerModel }
 
 // usageTables names the tables of one level: short ranges come from
 // fine, the 15-minute buckets of partial days from byTime, whole UTC days
@@ -329,11 +337,14 @@ var levelTables = map[usageLevel]usageTables{
 		"reseller_id, org_id, %s, jobs_completed, jobs_failed, media_ms, processing_ms, users"},
 	// Every range of the reseller's buckets is small: no coarser tables.
 	levelReseller: {fine: "usage_reseller_15m"},
+	// Chosen for ranges without a whole UTC month only (see tables).
+	levelResellerModel: {fine: "usage_reseller_model_15m"},
 }
 
 // tables picks the level: without model or language in the group-by or
-// filters the organization tables do, and without any group-by or filter
-// the reseller's own buckets (a few thousand rows a month, in any zone) —
+// filters the organization tables do, with them but without organizations
+// the reseller's model buckets, and without any group-by or filter the
+// reseller's own buckets (a few thousand rows a month, in any zone) —
 // unless distinct users are asked over whole UTC days or months: the
 // organizations' day and month states hold fewer user ids to merge than
 // the reseller's 15-minute ones (measured 90–130 against 165 ms for a
@@ -341,6 +352,18 @@ var levelTables = map[usageLevel]usageTables{
 func (u usageQuery) tables() usageLevel {
 	if u.level != levelAuto {
 		return u.level
+	}
+	byModel := len(u.models)+len(u.languages) > 0
+	for _, d := range u.groupBy {
+		byModel = byModel || d != "organization"
+	}
+	// By model or language for the whole reseller: the reseller's model
+	// buckets, unless distinct users are asked over whole UTC days or
+	// months (as above) or the range holds a whole UTC month (usage_1mo
+	// has fewer rows for months).
+	if byModel && !slices.Contains(u.groupBy, "organization") && len(u.orgs)+len(u.plans)+len(u.months) == 0 &&
+		!(u.users && len(u.days) > 0) {
+		return levelResellerModel
 	}
 	if len(u.models)+len(u.languages) > 0 {
 		return levelModel
@@ -456,13 +479,13 @@ func (u usageQuery) build() (string, []any) {
 	}
 	having := ""
 	level := u.tables()
-	if u.shift != nil && level != levelReseller {
+	if u.shift != nil && !level.fineOnly() {
 		return u.buildShifted(sel, group, levelTables[level])
 	}
 	head := "SELECT " + strings.Join(append(sel, usageColumns+users), ",\n    ")
 	var sql string
 	switch {
-	case level == levelReseller || len(u.days)+len(u.months) == 0:
+	case level.fineOnly() || len(u.days)+len(u.months) == 0:
 		b := u.filters("bucket >= ?", u.from, "bucket < ?", u.to)
 		args = append(args, b.args...)
 		sql = head + "\nFROM " + levelTables[level].fine + "\nWHERE " + b.clause()

@@ -216,7 +216,7 @@ ORDER BY period, org_id, language`,
 		{
 			name: "whole days from usage_1d",
 			q: usageQuery{reseller: "r1", from: from, to: to, granularity: "day", tz: "UTC", models: []string{"m"},
-				days: [][2]time.Time{{from, from.Add(12 * time.Hour)}}},
+				days: [][2]time.Time{{from, from.Add(12 * time.Hour)}}, level: levelModel},
 			wantSQL: `SELECT toUInt32(toStartOfDay(bucket, ?)) AS period,
     sumMerge(media_ms) AS media_ms,
     sumMerge(jobs_completed) AS jobs_completed,
@@ -241,7 +241,7 @@ ORDER BY period`,
 			wantArgs: []any{"UTC", "r1", from, from.Add(12 * time.Hour), []string{"m"}, "r1", from.Add(12 * time.Hour), to, []string{"m"}},
 		},
 		{
-			name: "by month",
+			name: "by month and model, the reseller's model buckets",
 			q:    usageQuery{reseller: "r2", from: from, to: to, granularity: "month", tz: "UTC", groupBy: []string{"model"}, users: true},
 			wantSQL: `SELECT toYYYYMMDD(toStartOfMonth(bucket, ?)) AS period,
     model,
@@ -250,7 +250,7 @@ ORDER BY period`,
     sumMerge(jobs_failed) AS jobs_failed,
     sumMerge(processing_ms) AS processing_ms,
     uniqExactMerge(users) AS distinct_users
-FROM usage_15m
+FROM usage_reseller_model_15m
 WHERE reseller_id = ?
   AND bucket >= ?
   AND bucket < ?
@@ -627,6 +627,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 	}
 	// The organization and reseller tables against the model-level ones.
 	var coarse []string
+	resellerModel := 0
 	for _, tz := range []string{"UTC", "Asia/Kathmandu", "America/New_York"} {
 		loc, err := loadZone(tz)
 		if err != nil {
@@ -638,7 +639,8 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				groupBy []string
 				plans   []string
 				want    usageLevel
-			}{{"by org", []string{"organization"}, []string{"pro", "starter"}, levelOrg}, {"reseller", nil, nil, levelReseller}} {
+			}{{"by org", []string{"organization"}, []string{"pro", "starter"}, levelOrg}, {"reseller", nil, nil, levelReseller},
+				{"by model", []string{"model"}, nil, levelResellerModel}} {
 				uq := usageQuery{reseller: "r1", from: from, to: to, granularity: g, tz: tz, groupBy: v.groupBy, plans: v.plans, users: tz != "America/New_York",
 					totals: g != "" && len(v.groupBy) == 0 && tz != "America/New_York"}
 				uq.months, uq.days = wholeSpans(from, to, g, loc)
@@ -646,8 +648,14 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				if want == levelReseller && uq.users && len(uq.days)+len(uq.months) > 0 {
 					want = levelOrg
 				}
+				if want == levelResellerModel && (len(uq.months) > 0 || uq.users && len(uq.days) > 0) {
+					want = levelModel
+				}
 				if got := uq.tables(); got != want {
 					t.Errorf("%s %s %s: level %d, want %d", v.name, tz, g, got, want)
+				}
+				if want == levelResellerModel {
+					resellerModel++
 				}
 				name := "coarse " + v.name + " " + tz + " " + g
 				sql, args := uq.build()
@@ -669,6 +677,9 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				}
 			}
 		}
+	}
+	if resellerModel == 0 {
+		t.Error("no usage query read usage_reseller_model_15m")
 	}
 	// A range ending inside a month (as the current period ends now): the
 	// month read whole, its buckets from the range's end on (r1's jobs of
@@ -733,7 +744,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				{name: "model and language filtered", models: []string{"nova-2"}, languages: []string{"en", "de"}}} {
 				uq := usageQuery{reseller: "r1", from: zf.UTC(), to: zt.UTC(), granularity: g, tz: tz, groupBy: v.groupBy,
 					orgs: v.orgs, plans: v.plans, models: v.models, languages: v.languages, users: true}
-				modelLevel := uq.tables() == levelModel
+				modelLevel := uq.tables().hasModel()
 				if modelLevel && ug.unit != "day" {
 					continue
 				}

@@ -477,7 +477,7 @@ func (q *Query) usageData(ctx context.Context, s scope, p usageParams) (usageDat
 		seriesUsers map[periodGroup]uint64
 		totalUsers  map[groupKey]uint64
 	)
-	modelLevel := base.tables() == levelModel
+	modelLevel := base.tables().hasModel()
 	if base.users && (!modelLevel || seriesUserUnits[p.granularity] == "day") {
 		monthSpans, monthsOK := userSpansOf(p.from, p.to, "", "month", s.loc)
 		monthsOK = monthsOK && !modelLevel

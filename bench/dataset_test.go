@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -89,7 +88,7 @@ FROM org_user_days GROUP BY reseller_id, day, org_id, user_id, model, language O
 		"org_user_days": userDaysSQL,
 		"usage_1d":      strings.NewReplacer("FROM usage_15m", "FROM usage_1d", "bucket", "day").Replace(usageSQL),
 		"jobs_by_org":   strings.Replace(jobsSQL, "FROM jobs FINAL", "FROM jobs_by_org FINAL", 1), "jobs_open": openSQL} {
-		got, want := dump(t, ds.Conn, sql), dump(t, mv.Conn, sql)
+		got, want := testenv.Rows(t, ds.Conn, sql), testenv.Rows(t, mv.Conn, sql)
 		if len(want) == 0 && name != "jobs_open" {
 			t.Fatalf("%s: views produced nothing", name)
 		}
@@ -150,33 +149,4 @@ func projectJobs(t *testing.T, src, dst driver.Conn) {
 	if err := b.Send(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func dump(t *testing.T, conn driver.Conn, sql string) []string {
-	t.Helper()
-	rows, err := conn.Query(t.Context(), sql)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	types := rows.ColumnTypes()
-	for rows.Next() {
-		vals := make([]any, len(types))
-		for i, ct := range types {
-			vals[i] = reflect.New(ct.ScanType()).Interface()
-		}
-		if err := rows.Scan(vals...); err != nil {
-			t.Fatal(err)
-		}
-		s := ""
-		for _, v := range vals {
-			s += fmt.Sprint(reflect.ValueOf(v).Elem().Interface()) + "|"
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -3,12 +3,8 @@ package chstore_test
 import (
 	"context"
 	"fmt"
-	"reflect"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tallyhq/tally/chstore"
 	"github.com/tallyhq/tally/testenv"
@@ -138,7 +134,7 @@ func TestMigrationsBackfillNewReadModels(t *testing.T) {
 			"SELECT reseller_id, type, org_id, user_id, time, time_ms, id, plan, status, amount_minor, currency, role FROM events WHERE type IN ('subscription.changed', 'user.added', 'user.removed') ORDER BY id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, want := dump(t, conn, tc.got), dump(t, conn, tc.want)
+			got, want := testenv.Rows(t, conn, tc.got), testenv.Rows(t, conn, tc.want)
 			if len(want) == 0 {
 				t.Fatal("reference query returned no rows")
 			}
@@ -152,33 +148,4 @@ func TestMigrationsBackfillNewReadModels(t *testing.T) {
 	if again, err := chstore.Migrate(t.Context(), cfg, quiet); err != nil || len(again) != 0 {
 		t.Fatalf("second Migrate: %v applied, %v", again, err)
 	}
-}
-
-// dump runs sql and renders each row with fmt.
-func dump(t *testing.T, conn driver.Conn, sql string) []string {
-	t.Helper()
-	rows, err := conn.Query(t.Context(), sql)
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		vals := make([]any, len(rows.ColumnTypes()))
-		for i, ct := range rows.ColumnTypes() {
-			vals[i] = reflect.New(ct.ScanType()).Interface()
-		}
-		if err := rows.Scan(vals...); err != nil {
-			t.Fatal(err)
-		}
-		var line []string
-		for _, v := range vals {
-			line = append(line, fmt.Sprint(reflect.ValueOf(v).Elem().Interface()))
-		}
-		out = append(out, strings.Join(line, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

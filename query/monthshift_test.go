@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tallyhq/tally/testenv"
 )
 
 // TestMonthShiftEdges: monthly usage in zones from UTC-12 to UTC+14, with
@@ -29,34 +31,6 @@ func TestMonthShiftEdges(t *testing.T) {
 	}
 	ch := project(t, f.events)
 
-	run := func(t *testing.T, sql string, args []any) []string {
-		t.Helper()
-		rows, err := ch.Conn.Query(t.Context(), sql, args...)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, sql)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			vals := make([]any, len(rows.ColumnTypes()))
-			for i, ct := range rows.ColumnTypes() {
-				vals[i] = reflect.New(ct.ScanType()).Interface()
-			}
-			if err := rows.Scan(vals...); err != nil {
-				t.Fatal(err)
-			}
-			var line []string
-			for _, v := range vals {
-				line = append(line, fmt.Sprint(reflect.ValueOf(v).Elem().Interface()))
-			}
-			out = append(out, strings.Join(line, "|"))
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-
 	for _, tz := range []string{"Pacific/Kiritimati", "Asia/Kolkata", "Asia/Kathmandu", "Europe/Amsterdam", "America/New_York", "Etc/GMT+12"} {
 		for _, groupBy := range [][]string{nil, {"organization"}, {"organization", "model"}} {
 			t.Run(tz+"/"+strings.Join(groupBy, ","), func(t *testing.T) {
@@ -79,9 +53,9 @@ func TestMonthShiftEdges(t *testing.T) {
 				if !strings.Contains(sql, "FROM usage_month_edges") {
 					t.Fatalf("shifted query does not read usage_month_edges:\n%s", sql)
 				}
-				got := run(t, sql, args)
+				got := testenv.Rows(t, ch.Conn, sql, args...)
 				sql, args = plain.build()
-				want := run(t, sql, args)
+				want := testenv.Rows(t, ch.Conn, sql, args...)
 				if len(want) < 4 {
 					t.Fatalf("only %d rows from usage_15m", len(want))
 				}

@@ -11,7 +11,7 @@ import (
 )
 
 // TestMigrationsBackfillNewReadModels upgrades a database that holds events
-// from before migrations 0011 to 0019: the read models they add must hold
+// from before migrations 0011 to 0020: the read models they add must hold
 // exactly what their materialized views would have made of those events.
 func TestMigrationsBackfillNewReadModels(t *testing.T) {
 	ch := testenv.ClickHouse(t)
@@ -129,6 +129,9 @@ func TestMigrationsBackfillNewReadModels(t *testing.T) {
 		{"org_user_days has each user's first and last job event of the day by model and language",
 			"SELECT reseller_id, day, org_id, user_id, model, language, minMerge(first_at), maxMerge(last_at) FROM org_user_days GROUP BY reseller_id, day, org_id, user_id, model, language ORDER BY reseller_id, day, org_id, user_id, model, language",
 			"SELECT reseller_id, toStartOfDay(time) AS day, org_id, user_id, model, language, min(time), max(time) FROM events WHERE type IN ('job.created', 'job.completed', 'job.failed') GROUP BY reseller_id, day, org_id, user_id, model, language ORDER BY reseller_id, day, org_id, user_id, model, language"},
+		{"user_month_slots has the 15-minute slots of each user's job events by month",
+			"SELECT reseller_id, month, org_id, user_id, arraySort(groupUniqArrayArray(finalizeAggregation(slots))) FROM user_month_slots GROUP BY reseller_id, month, org_id, user_id ORDER BY reseller_id, month, org_id, user_id",
+			"SELECT reseller_id, toDateTime(toStartOfMonth(time)) AS month, org_id, user_id, arraySort(groupUniqArray(toUInt32(intDiv(toUInt32(time), 900)))) FROM events WHERE type IN ('job.created', 'job.completed', 'job.failed') GROUP BY reseller_id, month, org_id, user_id ORDER BY reseller_id, month, org_id, user_id"},
 		{"tenant_changes holds the subscription and user events",
 			"SELECT reseller_id, type, org_id, user_id, time, time_ms, id, plan, status, amount_minor, currency, role FROM tenant_changes ORDER BY id",
 			"SELECT reseller_id, type, org_id, user_id, time, time_ms, id, plan, status, amount_minor, currency, role FROM events WHERE type IN ('subscription.changed', 'user.added', 'user.removed') ORDER BY id"},

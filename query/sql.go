@@ -768,3 +768,104 @@ func spanEnd(start time.Time, unit string) time.Time {
 	}
 	return start.AddDate(0, 1, 0)
 }
+
+// userSlotsQuery counts distinct users per local period (up to
+// maxSlotPeriods of them, days or weeks in any zone), and optionally over
+// the whole range, from user_month_slots: every zone offset is a whole
+// number of 15-minute slots, so each slot of a user lies in one period and
+// the user counts once in every period one of their slots lies in. A month
+// of a reseller is one row per user there, against one per user and day in
+// org_user_days; it has no model or language. Rows are (period key, the
+// organization when grouped, distinct users), the whole range's as period
+// 1, as userSpansQuery gives them.
+type userSlotsQuery struct {
+	usage usageQuery // reseller, organization group-by, organization and plan filters
+	runs  []slotRun
+	keys  []uint32 // each period's key, in order
+	total bool
+}
+
+// slotRun is n consecutive periods of the same length in 15-minute slots,
+// the first starting at slot start (intDiv(unix time, 900)).
+type slotRun struct{ start, length, n uint32 }
+
+// maxSlotPeriods is how many periods a userSlotsQuery counts: each is a
+// bit of a user's UInt64 mask, bit 0 marking slots outside the range.
+const maxSlotPeriods = 63
+
+// slotRunsOf turns period bounds (each period's start, then the range's
+// end) into runs of equal-length periods. False when a bound is not on a
+// 15-minute slot or there are too many periods.
+func slotRunsOf(bounds []time.Time) ([]slotRun, bool) {
+	if len(bounds) < 2 || len(bounds)-1 > maxSlotPeriods {
+		return nil, false
+	}
+	var runs []slotRun
+	for i := 0; i+1 < len(bounds); i++ {
+		a, b := bounds[i].Unix(), bounds[i+1].Unix()
+		if a%900 != 0 || b%900 != 0 || b <= a {
+			return nil, false
+		}
+		start, length := uint32(a/900), uint32((b-a)/900)
+		if n := len(runs); n > 0 && runs[n-1].length == length {
+			runs[n-1].n++
+			continue
+		}
+		runs = append(runs, slotRun{start, length, 1})
+	}
+	return runs, true
+}
+
+func (q userSlotsQuery) build() (string, []any) {
+	group, dims := "period", ""
+	for _, d := range q.usage.groupBy {
+		group += ", " + dimensions[d]
+		dims += dimensions[d] + ", "
+	}
+	// The slot's period index (1-based, 0 outside the range) as one
+	// multiIf over the runs. The lambda holds only its argument and bound
+	// values: ClickHouse 18.16 cannot capture columns in a lambda.
+	var index strings.Builder
+	var args []any
+	index.WriteString("multiIf(s < ?, 0")
+	args = append(args, q.runs[0].start)
+	first := uint32(1)
+	for _, r := range q.runs {
+		index.WriteString(", s < ?, ? + intDiv(s - ?, ?)")
+		args = append(args, r.start+r.length*r.n, first, r.start, r.length)
+		first += r.n
+	}
+	index.WriteString(", 0)")
+	bits := make([]uint64, len(q.keys))
+	for i := range bits {
+		bits[i] = 1 << (i + 1)
+	}
+	periods := "bitmaskToArray(mask)"
+	if q.total {
+		periods = "arrayPushBack(bitmaskToArray(mask), toUInt64(0))"
+	}
+	months := time.Unix(int64(q.runs[0].start)*900, 0).UTC()
+	months = time.Date(months.Year(), months.Month(), 1, 0, 0, 0, 0, time.UTC)
+	last := q.runs[len(q.runs)-1]
+	end := time.Unix(int64(last.start+last.length*last.n)*900, 0).UTC()
+	b := q.usage.filters("month >= ?", months, "month < ?", end)
+	args = append([]any{bits, q.keys}, args...)
+	args = append(args, b.args...)
+	return `SELECT transform(p, ?, ?, toUInt32(1)) AS period, ` + dims + `count() AS distinct_users
+FROM (
+    SELECT ` + dims + `arrayJoin(` + periods + `) AS p
+    FROM (
+        SELECT ` + dims + `user_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
+        FROM (
+            SELECT ` + dims + `user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(` + index.String() + `)),
+                finalizeAggregation(slots))) AS m
+            FROM user_month_slots
+            WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n            ") + `
+        )
+        GROUP BY ` + dims + `user_id
+        HAVING mask != 0
+    )
+)
+GROUP BY ` + group + `
+ORDER BY ` + group, args
+}

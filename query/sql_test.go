@@ -713,7 +713,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 	}
 	// Distinct users from org_user_months and org_user_days against the
 	// 15-minute states.
-	var userMonths, withTotal []string
+	var userMonths, withTotal, fromSlots []string
 	for _, tz := range []string{"UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Pacific/Chatham"} {
 		loc, err := loadZone(tz)
 		if err != nil {
@@ -782,6 +782,15 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				if g != "" {
 					sql, args = userSpansQuery{usage: uq, unit: ug.unit, spans: spans, total: true}.build()
 					add(name+" with the total", wrap(sql), args)
+					if !modelLevel && ug.unit == "day" {
+						sq, ok := userSlotsOf(uq, zf, zt, g, loc)
+						if !ok {
+							t.Fatalf("%s: no user slots", name)
+						}
+						sql, args = sq.build()
+						add(name+" from slots", wrap(sql), args)
+						fromSlots = append(fromSlots, name)
+					}
 					whole := uq
 					whole.granularity, whole.level = "", level
 					sql, args = whole.build()
@@ -824,6 +833,16 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 		want := append(slices.Clone(res[name+" total from day states"].Rows), res[name].Rows...)
 		if got := res[name+" with the total"].Rows; !reflect.DeepEqual(got, want) || len(res[name].Rows) == 0 {
 			t.Errorf("%s with the total: %v, want %v", name, got, want)
+		}
+	}
+	// user_month_slots gives what org_user_days gives: each period and the
+	// total.
+	if len(fromSlots) < 12 {
+		t.Errorf("only %d distinct-user queries read user_month_slots", len(fromSlots))
+	}
+	for _, name := range fromSlots {
+		if got, want := res[name+" from slots"].Rows, res[name+" with the total"].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
+			t.Errorf("%s from user_month_slots: %v, from org_user_days %v", name, got, want)
 		}
 	}
 	for _, name := range tails {
@@ -1228,4 +1247,125 @@ func parseUTC(t *testing.T, s string) time.Time {
 		t.Fatal(err)
 	}
 	return v
+}
+
+func TestSlotRunsOf(t *testing.T) {
+	ny, err := loadZone("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, ny) }
+	kath, err := loadZone("Asia/Kathmandu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := func(t time.Time) uint32 { return uint32(t.Unix() / 900) }
+	tests := []struct {
+		name   string
+		bounds []time.Time
+		want   []slotRun
+		ok     bool
+	}{
+		{"New York days across the DST change: 24, 25 and 24 hours", []time.Time{day(1), day(2), day(3), day(4)},
+			[]slotRun{{slot(day(1)), 100, 1}, {slot(day(2)), 96, 2}}, true},
+		{"Kathmandu days (+5:45) are whole slots",
+			[]time.Time{time.Date(2026, 11, 1, 0, 0, 0, 0, kath), time.Date(2026, 11, 2, 0, 0, 0, 0, kath), time.Date(2026, 11, 3, 0, 0, 0, 0, kath)},
+			[]slotRun{{slot(time.Date(2026, 11, 1, 0, 0, 0, 0, kath)), 96, 2}}, true},
+		{"a bound off the slots", []time.Time{day(1), day(2).Add(time.Minute)}, nil, false},
+		{"a single bound", []time.Time{day(1)}, nil, false},
+		{"bounds out of order", []time.Time{day(2), day(1)}, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := slotRunsOf(tc.bounds)
+			if ok != tc.ok || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("slotRunsOf = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+	var many []time.Time
+	for d := range maxSlotPeriods + 2 {
+		many = append(many, time.Date(2026, 1, 1+d, 0, 0, 0, 0, time.UTC))
+	}
+	if _, ok := slotRunsOf(many); ok {
+		t.Errorf("%d periods: want false (at most %d)", len(many)-1, maxSlotPeriods)
+	}
+	if _, ok := slotRunsOf(many[:maxSlotPeriods+1]); !ok {
+		t.Errorf("%d periods: want true", maxSlotPeriods)
+	}
+}
+
+func TestUserSlotsQueryBuild(t *testing.T) {
+	d1, d2, d3 := time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 6, 0, 0, 0, 0, time.UTC)
+	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s1 := uint32(d1.Unix() / 900)
+	tests := []struct {
+		name     string
+		q        userSlotsQuery
+		wantSQL  string
+		wantArgs []any
+	}{
+		{"two days of the reseller with the total", userSlotsQuery{
+			usage: usageQuery{reseller: "r1", orgs: []string{"o1"}},
+			runs:  []slotRun{{s1, 96, 2}},
+			keys:  []uint32{uint32(d1.Unix()), uint32(d2.Unix())},
+			total: true,
+		}, `SELECT transform(p, ?, ?, toUInt32(1)) AS period, count() AS distinct_users
+FROM (
+    SELECT arrayJoin(arrayPushBack(bitmaskToArray(mask), toUInt64(0))) AS p
+    FROM (
+        SELECT user_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
+        FROM (
+            SELECT user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(multiIf(s < ?, 0, s < ?, ? + intDiv(s - ?, ?), 0))),
+                finalizeAggregation(slots))) AS m
+            FROM user_month_slots
+            WHERE reseller_id = ?
+              AND month >= ?
+              AND month < ?
+              AND org_id IN (SELECT arrayJoin(?))
+        )
+        GROUP BY user_id
+        HAVING mask != 0
+    )
+)
+GROUP BY period
+ORDER BY period`, []any{
+			[]uint64{2, 4}, []uint32{uint32(d1.Unix()), uint32(d2.Unix())},
+			s1, s1 + 192, uint32(1), s1, uint32(96), "r1", nov, d3, []string{"o1"},
+		}},
+		{"three weeks by organization on a plan, a 25-hour day between runs", userSlotsQuery{
+			usage: usageQuery{reseller: "r1", groupBy: []string{"organization"}, plans: []string{"pro"}},
+			runs:  []slotRun{{s1, 672, 1}, {s1 + 672, 676, 1}, {s1 + 1348, 672, 1}},
+			keys:  []uint32{20261104, 20261111, 20261118},
+		}, `SELECT transform(p, ?, ?, toUInt32(1)) AS period, org_id, count() AS distinct_users
+FROM (
+    SELECT org_id, arrayJoin(bitmaskToArray(mask)) AS p
+    FROM (
+        SELECT org_id, user_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
+        FROM (
+            SELECT org_id, user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(multiIf(s < ?, 0, s < ?, ? + intDiv(s - ?, ?), s < ?, ? + intDiv(s - ?, ?), s < ?, ? + intDiv(s - ?, ?), 0))),
+                finalizeAggregation(slots))) AS m
+            FROM user_month_slots
+            WHERE reseller_id = ?
+              AND month >= ?
+              AND month < ?
+              AND org_id IN (SELECT org_id FROM organizations FINAL WHERE reseller_id = ? AND plan IN (SELECT arrayJoin(?)))
+        )
+        GROUP BY org_id, user_id
+        HAVING mask != 0
+    )
+)
+GROUP BY period, org_id
+ORDER BY period, org_id`, []any{
+			[]uint64{2, 4, 8}, []uint32{20261104, 20261111, 20261118},
+			s1, s1 + 672, uint32(1), s1, uint32(672), s1 + 1348, uint32(2), s1 + 672, uint32(676), s1 + 2020, uint32(3), s1 + 1348, uint32(672),
+			"r1", nov, time.Unix(int64(s1+2020)*900, 0).UTC(), "r1", []string{"pro"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sql, args := tc.q.build()
+			checkBuilt(t, sql, args, tc.wantSQL, tc.wantArgs)
+		})
+	}
 }

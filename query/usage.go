@@ -472,7 +472,25 @@ func (q *Query) usageData(ctx context.Context, s scope, p usageParams) (usageDat
 		totalUsers  map[groupKey]uint64
 	)
 	modelLevel := base.tables().hasModel()
-	if base.users && (!modelLevel || seriesUserUnits[p.granularity] == "day") {
+	var slots userSlotsQuery
+	slotsOK := false
+	if base.users && !modelLevel && seriesUserUnits[p.granularity] == "day" && p.to.Sub(p.from) >= minSlotsRange {
+		slots, slotsOK = userSlotsOf(base, p.from, p.to, p.granularity, s.loc)
+	}
+	if slotsOK {
+		// One query counts the periods and the range (as period 1).
+		timed.users = false
+		seriesUsers, totalUsers = map[periodGroup]uint64{}, map[groupKey]uint64{}
+		g.Go(func() error {
+			return q.scanUserCounts(gctx, slots, func(period uint32, k groupKey, n uint64) {
+				if period == 1 {
+					totalUsers[k] = n
+				} else {
+					seriesUsers[periodGroup{period, k}] = n
+				}
+			})
+		})
+	} else if base.users && (!modelLevel || seriesUserUnits[p.granularity] == "day") {
 		monthSpans, monthsOK := userSpansOf(p.from, p.to, "", "month", s.loc)
 		monthsOK = monthsOK && !modelLevel
 		series := userSpansQuery{usage: base, unit: seriesUserUnits[p.granularity]}
@@ -493,7 +511,7 @@ func (q *Query) usageData(ctx context.Context, s scope, p usageParams) (usageDat
 				totalUsers = map[groupKey]uint64{}
 			}
 			g.Go(func() error {
-				return q.scanUserSpans(gctx, series, func(period uint32, k groupKey, n uint64) {
+				return q.scanUserCounts(gctx, series, func(period uint32, k groupKey, n uint64) {
 					if period == 1 {
 						totalUsers[k] = n
 					} else {
@@ -511,7 +529,7 @@ func (q *Query) usageData(ctx context.Context, s scope, p usageParams) (usageDat
 			if ok {
 				totalUsers = map[groupKey]uint64{}
 				g.Go(func() error {
-					return q.scanUserSpans(gctx, whole, func(_ uint32, k groupKey, n uint64) {
+					return q.scanUserCounts(gctx, whole, func(_ uint32, k groupKey, n uint64) {
 						totalUsers[k] = n
 					})
 				})
@@ -666,9 +684,19 @@ func renderUsage(s scope, p usageParams, d usageData) usageResponse {
 	return resp
 }
 
-// scanUserSpans runs a userSpansQuery and calls fn per row; period is 1
+// userCountQuery counts distinct users per period and group: rows of the
+// period key (1 for the whole range), the group's dimensions and the count.
+type userCountQuery interface {
+	build() (string, []any)
+	dims() int
+}
+
+func (q userSpansQuery) dims() int { return len(q.usage.groupBy) }
+func (q userSlotsQuery) dims() int { return len(q.usage.groupBy) }
+
+// scanUserCounts runs a userCountQuery and calls fn per row; period is 1
 // for the whole range.
-func (q *Query) scanUserSpans(ctx context.Context, uq userSpansQuery, fn func(period uint32, k groupKey, n uint64)) error {
+func (q *Query) scanUserCounts(ctx context.Context, uq userCountQuery, fn func(period uint32, k groupKey, n uint64)) error {
 	sql, args := uq.build()
 	rows, err := q.conn.Query(ctx, sql, args...)
 	if err != nil {
@@ -682,7 +710,7 @@ func (q *Query) scanUserSpans(ctx context.Context, uq userSpansQuery, fn func(pe
 			n      uint64
 		)
 		dest := []any{&period}
-		for i := range uq.usage.groupBy {
+		for i := range uq.dims() {
 			dest = append(dest, &k[i])
 		}
 		dest = append(dest, &n)
@@ -695,6 +723,28 @@ func (q *Query) scanUserSpans(ctx context.Context, uq userSpansQuery, fn func(pe
 		return fmt.Errorf("distinct users: %w", err)
 	}
 	return nil
+}
+
+// minSlotsRange is the shortest range whose daily or weekly distinct users
+// come from user_month_slots: it reads every user row of each UTC month
+// the range touches, org_user_days only the range's days (one row per user
+// and day), so below about a week the days read less.
+const minSlotsRange = 7 * 24 * time.Hour
+
+// userSlotsOf is the userSlotsQuery, with the range's total, of the
+// periods of [from, to) (local period starts). False when they are not
+// whole 15-minute slots or too many.
+func userSlotsOf(base usageQuery, from, to time.Time, granularity string, loc *time.Location) (userSlotsQuery, bool) {
+	var (
+		bounds []time.Time
+		keys   []uint32
+	)
+	for p := from; p.Before(to); p = nextPeriod(p, granularity, loc) {
+		bounds = append(bounds, p)
+		keys = append(keys, periodKey(p, granularity, loc))
+	}
+	runs, ok := slotRunsOf(append(bounds, to))
+	return userSlotsQuery{usage: base, runs: runs, keys: keys, total: true}, ok
 }
 
 // seriesUserUnits is the unit of the userSpansQuery of each granularity

@@ -663,6 +663,12 @@ func Literal(v any) (string, error) {
 			parts[i] = strconv.FormatUint(uint64(n), 10)
 		}
 		return "[" + strings.Join(parts, ", ") + "]", nil
+	case []uint64:
+		parts := make([]string, len(v))
+		for i, n := range v {
+			parts[i] = strconv.FormatUint(n, 10)
+		}
+		return "[" + strings.Join(parts, ", ") + "]", nil
 	case clickhouse.GroupSet:
 		parts := make([]string, len(v.Value))
 		for i, e := range v.Value {

@@ -71,6 +71,7 @@ func TestBindLiterals(t *testing.T) {
 		{"too few args", "SELECT ?, ?", []any{1}, "", "more placeholders"},
 		{"too many args", "SELECT ?", []any{1, 2}, "", "1 placeholders for 2 args"},
 		{"unterminated", "SELECT 'x", nil, "", "unterminated"},
+		{"uint64 array", "SELECT transform(p, ?, ?, 1)", []any{[]uint64{2, 1 << 63}, []uint32{7, 8}}, "SELECT transform(p, [2, 9223372036854775808], [7, 8], 1)", ""},
 		{"bad arg", "SELECT ?", []any{true}, "", "unsupported literal type bool"},
 	}
 	for _, tt := range tests {

@@ -471,6 +471,15 @@ func (q *Query) usageData(ctx context.Context, s scope, p usageParams) (usageDat
 		seriesUsers map[periodGroup]uint64
 		totalUsers  map[groupKey]uint64
 	)
+	// countSeries keeps a series' distinct users, the range's (period 1)
+	// in totalUsers.
+	countSeries := func(period uint32, k groupKey, n uint64) {
+		if period == 1 {
+			totalUsers[k] = n
+		} else {
+			seriesUsers[periodGroup{period, k}] = n
+		}
+	}
 	modelLevel := base.tables().hasModel()
 	var slots userSlotsQuery
 	slotsOK := false
@@ -482,13 +491,7 @@ func (q *Query) usageData(ctx context.Context, s scope, p usageParams) (usageDat
 		timed.users = false
 		seriesUsers, totalUsers = map[periodGroup]uint64{}, map[groupKey]uint64{}
 		g.Go(func() error {
-			return q.scanUserCounts(gctx, slots, func(period uint32, k groupKey, n uint64) {
-				if period == 1 {
-					totalUsers[k] = n
-				} else {
-					seriesUsers[periodGroup{period, k}] = n
-				}
-			})
+			return q.scanUserCounts(gctx, slots, countSeries)
 		})
 	} else if base.users && (!modelLevel || seriesUserUnits[p.granularity] == "day") {
 		monthSpans, monthsOK := userSpansOf(p.from, p.to, "", "month", s.loc)
@@ -511,13 +514,7 @@ func (q *Query) usageData(ctx context.Context, s scope, p usageParams) (usageDat
 				totalUsers = map[groupKey]uint64{}
 			}
 			g.Go(func() error {
-				return q.scanUserCounts(gctx, series, func(period uint32, k groupKey, n uint64) {
-					if period == 1 {
-						totalUsers[k] = n
-					} else {
-						seriesUsers[periodGroup{period, k}] = n
-					}
-				})
+				return q.scanUserCounts(gctx, series, countSeries)
 			})
 		}
 		if totalUsers == nil {

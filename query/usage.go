@@ -732,13 +732,11 @@ const minSlotsRange = 7 * 24 * time.Hour
 // periods of [from, to) (local period starts). False when they are not
 // whole 15-minute slots or too many.
 func userSlotsOf(base usageQuery, from, to time.Time, granularity string, loc *time.Location) (userSlotsQuery, bool) {
-	var (
-		bounds []time.Time
-		keys   []uint32
-	)
-	for p := from; p.Before(to); p = nextPeriod(p, granularity, loc) {
-		bounds = append(bounds, p)
-		keys = append(keys, periodKey(p, granularity, loc))
+	// One period more than it takes, for slotRunsOf to refuse.
+	bounds := periods(from, to, granularity, loc, maxSlotPeriods+1)
+	keys := make([]uint32, len(bounds))
+	for i, p := range bounds {
+		keys[i] = periodKey(p, granularity, loc)
 	}
 	runs, ok := slotRunsOf(append(bounds, to))
 	return userSlotsQuery{usage: base, runs: runs, keys: keys, total: true}, ok

@@ -521,13 +521,13 @@ FROM jobs
 ARRAY JOIN if(status IN ('completed', 'failed'), [created_at, updated_at], [created_at]) AS t
 WHERE created_at >= ? AND created_at < ?
 GROUP BY reseller_id, month, org_id, user_id`, true},
-	{"user_month_slots", `INSERT INTO user_month_slots (reseller_id, month, org_id, user_id, slots)
-SELECT reseller_id, toStartOfDay(t, 'UTC') - (toDayOfMonth(t, 'UTC') - 1) * 86400 AS month, org_id, user_id,
+	{"user_month_slots", `INSERT INTO user_month_slots (reseller_id, month, org_id, user_id, model, language, slots)
+SELECT reseller_id, toStartOfDay(t, 'UTC') - (toDayOfMonth(t, 'UTC') - 1) * 86400 AS month, org_id, user_id, model, language,
     groupArrayState(toUInt32(intDiv(toUInt32(t), 900)))
 FROM jobs
 ARRAY JOIN if(status IN ('completed', 'failed'), [created_at, updated_at], [created_at]) AS t
 WHERE created_at >= ? AND created_at < ?
-GROUP BY reseller_id, month, org_id, user_id`, true},
+GROUP BY reseller_id, month, org_id, user_id, model, language`, true},
 	{"org_user_days", `INSERT INTO org_user_days (reseller_id, day, org_id, user_id, model, language, first_at, last_at)
 SELECT reseller_id, toStartOfDay(t, 'UTC') AS day, org_id, user_id, model, language, minState(t), maxState(t)
 FROM jobs

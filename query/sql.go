@@ -774,15 +774,51 @@ func spanEnd(start time.Time, unit string) time.Time {
 // the whole range, from user_month_slots: every zone offset is a whole
 // number of 15-minute slots, so each slot of a user lies in one period and
 // the user counts once in every period one of their slots lies in. A month
-// of a reseller is one row per user there, against one per user and day in
-// org_user_days; it has no model or language. Rows are (period key, the
-// organization when grouped, distinct users), the whole range's as period
-// 1, as userSpansQuery gives them.
+// of a reseller is one row per user, model and language there, against
+// one per user, model, language and day in org_user_days. Rows are
+// (period key, the group's dimensions, distinct users), the whole range's
+// as period 1, as userSpansQuery gives them.
 type userSlotsQuery struct {
-	usage usageQuery // reseller, organization group-by, organization and plan filters
-	runs  []slotRun
-	keys  []uint32 // each period's key, in order
-	total bool
+	usage  usageQuery // reseller, group-by and filters
+	runs   []slotRun
+	keys   []uint32 // each period's key, in order
+	total  bool
+	months [2]time.Time // the UTC months [from, to) read from user_month_slots
+	edges  []slotEdge   // the ends of the range outside months
+}
+
+// slotEdge is a part of the range shorter than a day at one end of it,
+// alone in its UTC month and inside one period: its users come from that
+// UTC day's rows of org_user_days (each user's first and last job event)
+// instead of the month's of user_month_slots, most of which lie outside
+// the range (a local month in any zone but UTC touches two UTC months). A
+// start edge [bound, end of day) has the users whose last event of the
+// day is at or after bound, an end edge [day, bound) those whose first
+// one is before it.
+type slotEdge struct {
+	day, bound time.Time
+	end        bool
+	period     int // 1-based index
+}
+
+// slotMonthsOf lists, for period bounds (each period's start, then the
+// range's end), the UTC months of user_month_slots rows that a
+// userSlotsQuery reads and the edges it reads from org_user_days instead.
+func slotMonthsOf(bounds []time.Time) ([2]time.Time, []slotEdge) {
+	first, last := bounds[0].UTC(), bounds[len(bounds)-1].UTC()
+	monthOf := func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC) }
+	from, lastMonth := monthOf(first), monthOf(last.Add(-time.Nanosecond))
+	to := lastMonth.AddDate(0, 1, 0)
+	var edges []slotEdge
+	if next := from.AddDate(0, 1, 0); first.After(from) && next.Sub(first) < 24*time.Hour && !bounds[1].Before(next) {
+		edges = append(edges, slotEdge{day: next.AddDate(0, 0, -1), bound: first, period: 1})
+		from = next
+	}
+	if last.After(lastMonth) && last.Sub(lastMonth) < 24*time.Hour && !bounds[len(bounds)-2].After(lastMonth) && !lastMonth.Before(from) {
+		edges = append(edges, slotEdge{day: lastMonth, bound: last, end: true, period: len(bounds) - 1})
+		to = lastMonth
+	}
+	return [2]time.Time{from, to}, edges
 }
 
 // slotRun is n consecutive periods of the same length in 15-minute slots,
@@ -844,23 +880,33 @@ func (q userSlotsQuery) build() (string, []any) {
 	if q.total {
 		periods = "arrayPushBack(bitmaskToArray(mask), toUInt64(0))"
 	}
-	months := time.Unix(int64(q.runs[0].start)*900, 0).UTC()
-	months = time.Date(months.Year(), months.Month(), 1, 0, 0, 0, 0, time.UTC)
-	last := q.runs[len(q.runs)-1]
-	end := time.Unix(int64(last.start+last.length*last.n)*900, 0).UTC()
-	b := q.usage.filters("month >= ?", months, "month < ?", end)
+	b := q.usage.filters("month >= ?", q.months[0], "month < ?", q.months[1])
 	args = append([]any{bits, q.keys}, args...)
 	args = append(args, b.args...)
+	rows := `SELECT ` + dims + `user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(` + index.String() + `)),
+                finalizeAggregation(slots))) AS m
+            FROM user_month_slots
+            WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n            ")
+	for _, e := range q.edges {
+		cond := "finalizeAggregation(last_at) >= ?"
+		if e.end {
+			cond = "finalizeAggregation(first_at) < ?"
+		}
+		b := q.usage.filters("day = ?", e.day, cond, e.bound)
+		rows += `
+            UNION ALL
+            SELECT ` + dims + `user_id, toUInt64(?) AS m
+            FROM org_user_days
+            WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n            ")
+		args = append(append(args, uint64(1)<<e.period), b.args...)
+	}
 	return `SELECT transform(p, ?, ?, toUInt32(1)) AS period, ` + dims + `count() AS distinct_users
 FROM (
     SELECT ` + dims + `arrayJoin(` + periods + `) AS p
     FROM (
         SELECT ` + dims + `user_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
         FROM (
-            SELECT ` + dims + `user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(` + index.String() + `)),
-                finalizeAggregation(slots))) AS m
-            FROM user_month_slots
-            WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n            ") + `
+            ` + rows + `
         )
         GROUP BY ` + dims + `user_id
         HAVING mask != 0

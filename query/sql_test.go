@@ -713,7 +713,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 	}
 	// Distinct users from org_user_months and org_user_days against the
 	// 15-minute states.
-	var userMonths, withTotal, fromSlots []string
+	var userMonths, withTotal, fromSlots, slotEdges []string
 	for _, tz := range []string{"UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Pacific/Chatham"} {
 		loc, err := loadZone(tz)
 		if err != nil {
@@ -721,13 +721,24 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 		}
 		for _, ug := range []struct{ unit, granularity, align string }{
 			{"month", "", "month"}, {"month", "month", "month"}, {"day", "", "day"}, {"day", "day", "day"}, {"day", "week", "week"},
+			{"day", "day", "month"},
 		} {
 			g := ug.granularity
 			zf, zt := floorPeriod(from, ug.align, loc), floorPeriod(to, ug.align, loc)
-			if ug.unit == "day" {
+			switch {
+			case ug.unit == "day" && ug.align == "month":
+				// The local October: in most zones one end lies in
+				// another UTC month, within a day (a slot edge).
+				zf = floorPeriod(from.AddDate(0, 1, 14), "month", loc)
+				zt = nextPeriod(zf, "month", loc)
+			case ug.unit == "day":
 				// Two weeks from the start of the fixture's data.
 				zf = floorPeriod(from.AddDate(0, 2, 0), ug.align, loc)
 				zt = nextPeriod(nextPeriod(zf, "week", loc), "week", loc)
+			}
+			name := ug.unit + "s " + g
+			if ug.align == "month" && ug.unit == "day" {
+				name += " of a month"
 			}
 			for _, v := range []struct {
 				name      string
@@ -738,7 +749,6 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				languages []string
 			}{{name: "by org", groupBy: []string{"organization"}}, {name: "reseller"},
 				{name: "by org filtered", groupBy: []string{"organization"}, orgs: []string{"o1", "o2"}, plans: []string{"pro", "starter"}},
-				// Model and language are in org_user_days only.
 				{name: "by model", groupBy: []string{"model"}},
 				{name: "by org and language", groupBy: []string{"organization", "language"}},
 				{name: "model and language filtered", models: []string{"nova-2"}, languages: []string{"en", "de"}}} {
@@ -752,7 +762,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				if !ok {
 					t.Fatalf("%s %s: no user %ss", tz, g, ug.unit)
 				}
-				name := "user " + ug.unit + "s " + v.name + " " + tz + " " + g
+				name := "user " + name + " " + v.name + " " + tz
 				sql, args := userSpansQuery{usage: uq, unit: ug.unit, spans: spans}.build()
 				org := "''"
 				if len(v.groupBy) > 0 {
@@ -782,7 +792,7 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 				if g != "" {
 					sql, args = userSpansQuery{usage: uq, unit: ug.unit, spans: spans, total: true}.build()
 					add(name+" with the total", wrap(sql), args)
-					if !modelLevel && ug.unit == "day" {
+					if ug.unit == "day" {
 						sq, ok := userSlotsOf(uq, zf, zt, g, loc)
 						if !ok {
 							t.Fatalf("%s: no user slots", name)
@@ -790,6 +800,9 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 						sql, args = sq.build()
 						add(name+" from slots", wrap(sql), args)
 						fromSlots = append(fromSlots, name)
+						if len(sq.edges) > 0 {
+							slotEdges = append(slotEdges, name)
+						}
 					}
 					whole := uq
 					whole.granularity, whole.level = "", level
@@ -837,8 +850,8 @@ WHERE reseller_id = 'r1' AND type = 'job.completed' AND id NOT LIKE '%-edge-%'`)
 	}
 	// user_month_slots gives what org_user_days gives: each period and the
 	// total.
-	if len(fromSlots) < 12 {
-		t.Errorf("only %d distinct-user queries read user_month_slots", len(fromSlots))
+	if len(fromSlots) < 80 || len(slotEdges) < 40 {
+		t.Errorf("only %d distinct-user queries read user_month_slots, %d with edges from org_user_days", len(fromSlots), len(slotEdges))
 	}
 	for _, name := range fromSlots {
 		if got, want := res[name+" from slots"].Rows, res[name+" with the total"].Rows; !reflect.DeepEqual(got, want) || len(want) == 0 {
@@ -1295,10 +1308,56 @@ func TestSlotRunsOf(t *testing.T) {
 	}
 }
 
+func TestSlotMonthsOf(t *testing.T) {
+	at := func(s string) time.Time { return parseUTC(t, s) }
+	month := func(s string) time.Time { return at(s + "-01 00:00") }
+	// days lists the starts of n days from start, then the end.
+	days := func(start string, n int) []time.Time {
+		var b []time.Time
+		for d := range n + 1 {
+			b = append(b, at(start).AddDate(0, 0, d))
+		}
+		return b
+	}
+	tests := []struct {
+		name   string
+		bounds []time.Time
+		months [2]time.Time
+		edges  []slotEdge
+	}{
+		{"a UTC month", days("2026-10-01 00:00", 31), [2]time.Time{month("2026-10"), month("2026-11")}, nil},
+		{"Kolkata's October starts 5h30m before the UTC month", days("2026-09-30 18:30", 31), [2]time.Time{month("2026-10"), month("2026-11")},
+			[]slotEdge{{day: at("2026-09-30 00:00"), bound: at("2026-09-30 18:30"), period: 1}}},
+		{"Chatham's October (+13:45) too", days("2026-09-30 10:15", 31), [2]time.Time{month("2026-10"), month("2026-11")},
+			[]slotEdge{{day: at("2026-09-30 00:00"), bound: at("2026-09-30 10:15"), period: 1}}},
+		{"New York's October ends 4h into the next UTC month", days("2026-10-01 04:00", 31), [2]time.Time{month("2026-10"), month("2026-11")},
+			[]slotEdge{{day: at("2026-11-01 00:00"), bound: at("2026-11-01 04:00"), end: true, period: 31}}},
+		{"two weeks inside a UTC month", days("2026-11-04 05:00", 14), [2]time.Time{month("2026-11"), month("2026-12")}, nil},
+		{"a start more than a day before the UTC month", days("2026-09-28 18:30", 14), [2]time.Time{month("2026-09"), month("2026-11")}, nil},
+		{"a first period ending before the UTC month", append([]time.Time{at("2026-09-30 20:00")}, days("2026-09-30 22:00", 7)...),
+			[2]time.Time{month("2026-09"), month("2026-11")}, nil},
+		{"a last period starting after the UTC month", append(days("2026-10-25 02:00", 7), at("2026-11-01 04:00")),
+			[2]time.Time{month("2026-10"), month("2026-12")}, nil},
+		{"one period across two UTC months, both ends edges", []time.Time{at("2026-09-30 20:00"), at("2026-10-01 03:00")},
+			[2]time.Time{month("2026-10"), month("2026-10")}, []slotEdge{
+				{day: at("2026-09-30 00:00"), bound: at("2026-09-30 20:00"), period: 1},
+				{day: at("2026-10-01 00:00"), bound: at("2026-10-01 03:00"), end: true, period: 1}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			months, edges := slotMonthsOf(tc.bounds)
+			if months != tc.months || !reflect.DeepEqual(edges, tc.edges) {
+				t.Errorf("slotMonthsOf = %v, %+v; want %v, %+v", months, edges, tc.months, tc.edges)
+			}
+		})
+	}
+}
+
 func TestUserSlotsQueryBuild(t *testing.T) {
-	d1, d2, d3 := time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 6, 0, 0, 0, 0, time.UTC)
-	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	d1, d2 := time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC)
+	nov, dec := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	s1 := uint32(d1.Unix() / 900)
+	e1 := uint32(time.Date(2026, 10, 31, 18, 30, 0, 0, time.UTC).Unix() / 900) // Kolkata's November 1
 	tests := []struct {
 		name     string
 		q        userSlotsQuery
@@ -1306,10 +1365,11 @@ func TestUserSlotsQueryBuild(t *testing.T) {
 		wantArgs []any
 	}{
 		{"two days of the reseller with the total", userSlotsQuery{
-			usage: usageQuery{reseller: "r1", orgs: []string{"o1"}},
-			runs:  []slotRun{{s1, 96, 2}},
-			keys:  []uint32{uint32(d1.Unix()), uint32(d2.Unix())},
-			total: true,
+			usage:  usageQuery{reseller: "r1", orgs: []string{"o1"}},
+			runs:   []slotRun{{s1, 96, 2}},
+			keys:   []uint32{uint32(d1.Unix()), uint32(d2.Unix())},
+			total:  true,
+			months: [2]time.Time{nov, dec},
 		}, `SELECT transform(p, ?, ?, toUInt32(1)) AS period, count() AS distinct_users
 FROM (
     SELECT arrayJoin(arrayPushBack(bitmaskToArray(mask), toUInt64(0))) AS p
@@ -1331,12 +1391,13 @@ FROM (
 GROUP BY period
 ORDER BY period`, []any{
 			[]uint64{2, 4}, []uint32{uint32(d1.Unix()), uint32(d2.Unix())},
-			s1, s1 + 192, uint32(1), s1, uint32(96), "r1", nov, d3, []string{"o1"},
+			s1, s1 + 192, uint32(1), s1, uint32(96), "r1", nov, dec, []string{"o1"},
 		}},
 		{"three weeks by organization on a plan, a 25-hour day between runs", userSlotsQuery{
-			usage: usageQuery{reseller: "r1", groupBy: []string{"organization"}, plans: []string{"pro"}},
-			runs:  []slotRun{{s1, 672, 1}, {s1 + 672, 676, 1}, {s1 + 1348, 672, 1}},
-			keys:  []uint32{20261104, 20261111, 20261118},
+			usage:  usageQuery{reseller: "r1", groupBy: []string{"organization"}, plans: []string{"pro"}},
+			runs:   []slotRun{{s1, 672, 1}, {s1 + 672, 676, 1}, {s1 + 1348, 672, 1}},
+			keys:   []uint32{20261104, 20261111, 20261118},
+			months: [2]time.Time{nov, dec},
 		}, `SELECT transform(p, ?, ?, toUInt32(1)) AS period, org_id, count() AS distinct_users
 FROM (
     SELECT org_id, arrayJoin(bitmaskToArray(mask)) AS p
@@ -1359,7 +1420,57 @@ GROUP BY period, org_id
 ORDER BY period, org_id`, []any{
 			[]uint64{2, 4, 8}, []uint32{20261104, 20261111, 20261118},
 			s1, s1 + 672, uint32(1), s1, uint32(672), s1 + 1348, uint32(2), s1 + 672, uint32(676), s1 + 2020, uint32(3), s1 + 1348, uint32(672),
-			"r1", nov, time.Unix(int64(s1+2020)*900, 0).UTC(), "r1", []string{"pro"},
+			"r1", nov, dec, "r1", []string{"pro"},
+		}},
+		{"two days by model in one language, each in its own UTC month's edge", userSlotsQuery{
+			usage:  usageQuery{reseller: "r1", groupBy: []string{"model"}, languages: []string{"en"}},
+			runs:   []slotRun{{e1, 96, 2}},
+			keys:   []uint32{uint32(e1 * 900), uint32(e1*900 + 86400)},
+			total:  true,
+			months: [2]time.Time{nov, nov},
+			edges: []slotEdge{
+				{day: time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC), bound: time.Unix(int64(e1)*900, 0).UTC(), period: 1},
+				{day: nov, bound: time.Unix(int64(e1+192)*900, 0).UTC(), end: true, period: 2},
+			},
+		}, `SELECT transform(p, ?, ?, toUInt32(1)) AS period, model, count() AS distinct_users
+FROM (
+    SELECT model, arrayJoin(arrayPushBack(bitmaskToArray(mask), toUInt64(0))) AS p
+    FROM (
+        SELECT model, user_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
+        FROM (
+            SELECT model, user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(multiIf(s < ?, 0, s < ?, ? + intDiv(s - ?, ?), 0))),
+                finalizeAggregation(slots))) AS m
+            FROM user_month_slots
+            WHERE reseller_id = ?
+              AND month >= ?
+              AND month < ?
+              AND language IN (SELECT arrayJoin(?))
+            UNION ALL
+            SELECT model, user_id, toUInt64(?) AS m
+            FROM org_user_days
+            WHERE reseller_id = ?
+              AND day = ?
+              AND finalizeAggregation(last_at) >= ?
+              AND language IN (SELECT arrayJoin(?))
+            UNION ALL
+            SELECT model, user_id, toUInt64(?) AS m
+            FROM org_user_days
+            WHERE reseller_id = ?
+              AND day = ?
+              AND finalizeAggregation(first_at) < ?
+              AND language IN (SELECT arrayJoin(?))
+        )
+        GROUP BY model, user_id
+        HAVING mask != 0
+    )
+)
+GROUP BY period, model
+ORDER BY period, model`, []any{
+			[]uint64{2, 4}, []uint32{uint32(e1 * 900), uint32(e1*900 + 86400)},
+			e1, e1 + 192, uint32(1), e1, uint32(96),
+			"r1", nov, nov, []string{"en"},
+			uint64(2), "r1", time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC), time.Unix(int64(e1)*900, 0).UTC(), []string{"en"},
+			uint64(4), "r1", nov, time.Unix(int64(e1+192)*900, 0).UTC(), []string{"en"},
 		}},
 	}
 	for _, tc := range tests {

@@ -483,7 +483,7 @@ func (q *Query) usageData(ctx context.Context, s scope, p usageParams) (usageDat
 	modelLevel := base.tables().hasModel()
 	var slots userSlotsQuery
 	slotsOK := false
-	if base.users && !modelLevel && seriesUserUnits[p.granularity] == "day" && p.to.Sub(p.from) >= minSlotsRange {
+	if base.users && seriesUserUnits[p.granularity] == "day" && p.to.Sub(p.from) >= minSlotsRange {
 		slots, slotsOK = userSlotsOf(base, p.from, p.to, p.granularity, s.loc)
 	}
 	if slotsOK {
@@ -724,8 +724,9 @@ func (q *Query) scanUserCounts(ctx context.Context, uq userCountQuery, fn func(p
 
 // minSlotsRange is the shortest range whose daily or weekly distinct users
 // come from user_month_slots: it reads every user row of each UTC month
-// the range touches, org_user_days only the range's days (one row per user
-// and day), so below about a week the days read less.
+// the range touches (but a partial day at either end), org_user_days only
+// the range's days (one row per user and day), so below about a week the
+// days read less.
 const minSlotsRange = 7 * 24 * time.Hour
 
 // userSlotsOf is the userSlotsQuery, with the range's total, of the
@@ -738,8 +739,13 @@ func userSlotsOf(base usageQuery, from, to time.Time, granularity string, loc *t
 	for i, p := range bounds {
 		keys[i] = periodKey(p, granularity, loc)
 	}
-	runs, ok := slotRunsOf(append(bounds, to))
-	return userSlotsQuery{usage: base, runs: runs, keys: keys, total: true}, ok
+	bounds = append(bounds, to)
+	runs, ok := slotRunsOf(bounds)
+	if !ok {
+		return userSlotsQuery{}, false
+	}
+	months, edges := slotMonthsOf(bounds)
+	return userSlotsQuery{usage: base, runs: runs, keys: keys, total: true, months: months, edges: edges}, true
 }
 
 // seriesUserUnits is the unit of the userSpansQuery of each granularity

@@ -853,14 +853,10 @@ func slotRunsOf(bounds []time.Time) ([]slotRun, bool) {
 }
 
 func (q userSlotsQuery) build() (string, []any) {
-	var cols []string
+	group, dims := "period", ""
 	for _, d := range q.usage.groupBy {
-		cols = append(cols, dimensions[d])
-	}
-	dims, order := "", "period"
-	if len(cols) > 0 {
-		dims = strings.Join(cols, ", ") + ", "
-		order += ", " + strings.Join(cols, ", ")
+		group += ", " + dimensions[d]
+		dims += dimensions[d] + ", "
 	}
 	// The slot's period index (1-based, 0 outside the range) as one
 	// multiIf over the runs. The lambda holds only its argument and bound
@@ -876,22 +872,18 @@ func (q userSlotsQuery) build() (string, []any) {
 		first += r.n
 	}
 	index.WriteString(", 0)")
-	// A user's rows (one per organization, model and language) are grouped
-	// by the user and the group-by's dimensions. ClickHouse 18.16 groups by
-	// several String keys slowly (one month of the largest benchmark
-	// reseller by model and user: 59 ms against 24 ms), so those rows group
-	// by two 64-bit hashes instead, 128 bits as uniqExact's of a String.
-	key, user, anyDims := "user_id", "user_id, ", ""
-	if len(cols) > 0 {
-		key = "h1, h2"
-		user = "cityHash64(" + dims + "user_id) AS h1, sipHash64(user_id) AS h2, "
-		for _, c := range cols {
-			anyDims += "any(" + c + ") AS " + c + ", "
-		}
+	bits := make([]uint64, len(q.keys))
+	for i := range bits {
+		bits[i] = 1 << (i + 1)
+	}
+	periods := "bitmaskToArray(mask)"
+	if q.total {
+		periods = "arrayPushBack(bitmaskToArray(mask), toUInt64(0))"
 	}
 	b := q.usage.filters("month >= ?", q.months[0], "month < ?", q.months[1])
+	args = append([]any{bits, q.keys}, args...)
 	args = append(args, b.args...)
-	rows := `SELECT ` + dims + user + `arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(` + index.String() + `)),
+	rows := `SELECT ` + dims + `user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(` + index.String() + `)),
                 finalizeAggregation(slots))) AS m
             FROM user_month_slots
             WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n            ")
@@ -903,44 +895,23 @@ func (q userSlotsQuery) build() (string, []any) {
 		b := q.usage.filters("day = ?", e.day, cond, e.bound)
 		rows += `
             UNION ALL
-            SELECT ` + dims + user + `toUInt64(?) AS m
+            SELECT ` + dims + `user_id, toUInt64(?) AS m
             FROM org_user_days
             WHERE ` + strings.ReplaceAll(b.clause(), "\n", "\n            ")
 		args = append(append(args, uint64(1)<<e.period), b.args...)
 	}
-	// Each group's users per period: bit i of the masks counted as one
-	// array element per period (the range's total first, as period 1),
-	// then paired with the period keys. One row per group rather than one
-	// per user and period to group again.
-	var counts []string
-	var keys []uint32
-	if q.total {
-		counts, keys = append(counts, "count()"), append(keys, 1)
-	}
-	var shifts []any
-	for i := range q.keys {
-		counts = append(counts, "sum(bitAnd(bitShiftRight(mask, ?), 1))")
-		shifts = append(shifts, uint8(i+1))
-	}
-	keys = append(keys, q.keys...)
-	groupDims := ""
-	if len(cols) > 0 {
-		groupDims = "\n    GROUP BY " + strings.Join(cols, ", ")
-	}
-	args = append(append(shifts, args...), keys)
-	return `SELECT tupleElement(kn, 1) AS period, ` + dims + `tupleElement(kn, 2) AS distinct_users
+	return `SELECT transform(p, ?, ?, toUInt32(1)) AS period, ` + dims + `count() AS distinct_users
 FROM (
-    SELECT ` + dims + `[` + strings.Join(counts, ", ") + `] AS counts
+    SELECT ` + dims + `arrayJoin(` + periods + `) AS p
     FROM (
-        SELECT ` + anyDims + `bitAnd(groupBitOr(m), 18446744073709551614) AS mask
+        SELECT ` + dims + `user_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
         FROM (
             ` + rows + `
         )
-        GROUP BY ` + key + `
+        GROUP BY ` + dims + `user_id
         HAVING mask != 0
-    )` + groupDims + `
+    )
 )
-ARRAY JOIN arrayMap((k, n) -> (k, n), ?, counts) AS kn
-WHERE distinct_users != 0
-ORDER BY ` + order, args
+GROUP BY ` + group + `
+ORDER BY ` + group, args
 }

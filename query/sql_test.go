@@ -1370,11 +1370,11 @@ func TestUserSlotsQueryBuild(t *testing.T) {
 			keys:   []uint32{uint32(d1.Unix()), uint32(d2.Unix())},
 			total:  true,
 			months: [2]time.Time{nov, dec},
-		}, `SELECT tupleElement(kn, 1) AS period, tupleElement(kn, 2) AS distinct_users
+		}, `SELECT transform(p, ?, ?, toUInt32(1)) AS period, count() AS distinct_users
 FROM (
-    SELECT [count(), sum(bitAnd(bitShiftRight(mask, ?), 1)), sum(bitAnd(bitShiftRight(mask, ?), 1))] AS counts
+    SELECT arrayJoin(arrayPushBack(bitmaskToArray(mask), toUInt64(0))) AS p
     FROM (
-        SELECT bitAnd(groupBitOr(m), 18446744073709551614) AS mask
+        SELECT user_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
         FROM (
             SELECT user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(multiIf(s < ?, 0, s < ?, ? + intDiv(s - ?, ?), 0))),
                 finalizeAggregation(slots))) AS m
@@ -1388,25 +1388,23 @@ FROM (
         HAVING mask != 0
     )
 )
-ARRAY JOIN arrayMap((k, n) -> (k, n), ?, counts) AS kn
-WHERE distinct_users != 0
+GROUP BY period
 ORDER BY period`, []any{
-			uint8(1), uint8(2),
+			[]uint64{2, 4}, []uint32{uint32(d1.Unix()), uint32(d2.Unix())},
 			s1, s1 + 192, uint32(1), s1, uint32(96), "r1", nov, dec, []string{"o1"},
-			[]uint32{1, uint32(d1.Unix()), uint32(d2.Unix())},
 		}},
 		{"three weeks by organization on a plan, a 25-hour day between runs", userSlotsQuery{
 			usage:  usageQuery{reseller: "r1", groupBy: []string{"organization"}, plans: []string{"pro"}},
 			runs:   []slotRun{{s1, 672, 1}, {s1 + 672, 676, 1}, {s1 + 1348, 672, 1}},
 			keys:   []uint32{20261104, 20261111, 20261118},
 			months: [2]time.Time{nov, dec},
-		}, `SELECT tupleElement(kn, 1) AS period, org_id, tupleElement(kn, 2) AS distinct_users
+		}, `SELECT transform(p, ?, ?, toUInt32(1)) AS period, org_id, count() AS distinct_users
 FROM (
-    SELECT org_id, [sum(bitAnd(bitShiftRight(mask, ?), 1)), sum(bitAnd(bitShiftRight(mask, ?), 1)), sum(bitAnd(bitShiftRight(mask, ?), 1))] AS counts
+    SELECT org_id, arrayJoin(bitmaskToArray(mask)) AS p
     FROM (
-        SELECT any(org_id) AS org_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
+        SELECT org_id, user_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
         FROM (
-            SELECT org_id, cityHash64(org_id, user_id) AS h1, sipHash64(user_id) AS h2, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(multiIf(s < ?, 0, s < ?, ? + intDiv(s - ?, ?), s < ?, ? + intDiv(s - ?, ?), s < ?, ? + intDiv(s - ?, ?), 0))),
+            SELECT org_id, user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(multiIf(s < ?, 0, s < ?, ? + intDiv(s - ?, ?), s < ?, ? + intDiv(s - ?, ?), s < ?, ? + intDiv(s - ?, ?), 0))),
                 finalizeAggregation(slots))) AS m
             FROM user_month_slots
             WHERE reseller_id = ?
@@ -1414,18 +1412,15 @@ FROM (
               AND month < ?
               AND org_id IN (SELECT org_id FROM organizations FINAL WHERE reseller_id = ? AND plan IN (SELECT arrayJoin(?)))
         )
-        GROUP BY h1, h2
+        GROUP BY org_id, user_id
         HAVING mask != 0
     )
-    GROUP BY org_id
 )
-ARRAY JOIN arrayMap((k, n) -> (k, n), ?, counts) AS kn
-WHERE distinct_users != 0
+GROUP BY period, org_id
 ORDER BY period, org_id`, []any{
-			uint8(1), uint8(2), uint8(3),
+			[]uint64{2, 4, 8}, []uint32{20261104, 20261111, 20261118},
 			s1, s1 + 672, uint32(1), s1, uint32(672), s1 + 1348, uint32(2), s1 + 672, uint32(676), s1 + 2020, uint32(3), s1 + 1348, uint32(672),
 			"r1", nov, dec, "r1", []string{"pro"},
-			[]uint32{20261104, 20261111, 20261118},
 		}},
 		{"two days by model in one language, each in its own UTC month's edge", userSlotsQuery{
 			usage:  usageQuery{reseller: "r1", groupBy: []string{"model"}, languages: []string{"en"}},
@@ -1437,13 +1432,13 @@ ORDER BY period, org_id`, []any{
 				{day: time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC), bound: time.Unix(int64(e1)*900, 0).UTC(), period: 1},
 				{day: nov, bound: time.Unix(int64(e1+192)*900, 0).UTC(), end: true, period: 2},
 			},
-		}, `SELECT tupleElement(kn, 1) AS period, model, tupleElement(kn, 2) AS distinct_users
+		}, `SELECT transform(p, ?, ?, toUInt32(1)) AS period, model, count() AS distinct_users
 FROM (
-    SELECT model, [count(), sum(bitAnd(bitShiftRight(mask, ?), 1)), sum(bitAnd(bitShiftRight(mask, ?), 1))] AS counts
+    SELECT model, arrayJoin(arrayPushBack(bitmaskToArray(mask), toUInt64(0))) AS p
     FROM (
-        SELECT any(model) AS model, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
+        SELECT model, user_id, bitAnd(groupBitOr(m), 18446744073709551614) AS mask
         FROM (
-            SELECT model, cityHash64(model, user_id) AS h1, sipHash64(user_id) AS h2, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(multiIf(s < ?, 0, s < ?, ? + intDiv(s - ?, ?), 0))),
+            SELECT model, user_id, arrayReduce('groupBitOr', arrayMap(s -> bitShiftLeft(toUInt64(1), toUInt8(multiIf(s < ?, 0, s < ?, ? + intDiv(s - ?, ?), 0))),
                 finalizeAggregation(slots))) AS m
             FROM user_month_slots
             WHERE reseller_id = ?
@@ -1451,34 +1446,31 @@ FROM (
               AND month < ?
               AND language IN (SELECT arrayJoin(?))
             UNION ALL
-            SELECT model, cityHash64(model, user_id) AS h1, sipHash64(user_id) AS h2, toUInt64(?) AS m
+            SELECT model, user_id, toUInt64(?) AS m
             FROM org_user_days
             WHERE reseller_id = ?
               AND day = ?
               AND finalizeAggregation(last_at) >= ?
               AND language IN (SELECT arrayJoin(?))
             UNION ALL
-            SELECT model, cityHash64(model, user_id) AS h1, sipHash64(user_id) AS h2, toUInt64(?) AS m
+            SELECT model, user_id, toUInt64(?) AS m
             FROM org_user_days
             WHERE reseller_id = ?
               AND day = ?
               AND finalizeAggregation(first_at) < ?
               AND language IN (SELECT arrayJoin(?))
         )
-        GROUP BY h1, h2
+        GROUP BY model, user_id
         HAVING mask != 0
     )
-    GROUP BY model
 )
-ARRAY JOIN arrayMap((k, n) -> (k, n), ?, counts) AS kn
-WHERE distinct_users != 0
+GROUP BY period, model
 ORDER BY period, model`, []any{
-			uint8(1), uint8(2),
+			[]uint64{2, 4}, []uint32{uint32(e1 * 900), uint32(e1*900 + 86400)},
 			e1, e1 + 192, uint32(1), e1, uint32(96),
 			"r1", nov, nov, []string{"en"},
 			uint64(2), "r1", time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC), time.Unix(int64(e1)*900, 0).UTC(), []string{"en"},
 			uint64(4), "r1", nov, time.Unix(int64(e1+192)*900, 0).UTC(), []string{"en"},
-			[]uint32{1, uint32(e1 * 900), uint32(e1*900 + 86400)},
 		}},
 	}
 	for _, tc := range tests {

@@ -3,10 +3,11 @@
 -- users grouped or filtered by model or language then come from its rows
 -- as those without do (see 0020), instead of from org_user_days (one
 -- month by day and model in Asia/Kolkata, largest benchmark reseller, one
--- thread: 68–91 ms against 125–228 ms). Without model or language a
--- user's rows are ORed together: the same slots in four times as many rows
--- (rs-01: 130k rows a month against 29k), 35–38 ms against 29–33 ms for
--- one UTC month. One table keeps one view on every INSERT into events.
+-- thread, median of 11 runs: 97 ms with the range's total against 186 ms
+-- for the series alone). Without model or language a user's rows are
+-- ORed together: the same slots in four times as many rows (rs-01: 130k
+-- rows a month against 29k). One table keeps one view on every INSERT
+-- into events.
 --
 -- The table is rebuilt from events (run migrations with the projector
 -- stopped, as for every backfill): its key changes, and rows written

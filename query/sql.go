@@ -806,8 +806,7 @@ type slotEdge struct {
 // userSlotsQuery reads and the edges it reads from org_user_days instead.
 func slotMonthsOf(bounds []time.Time) ([2]time.Time, []slotEdge) {
 	first, last := bounds[0].UTC(), bounds[len(bounds)-1].UTC()
-	monthOf := func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC) }
-	from, lastMonth := monthOf(first), monthOf(last.Add(-time.Nanosecond))
+	from, lastMonth := startOfMonth(first, time.UTC), startOfMonth(last.Add(-time.Nanosecond), time.UTC)
 	to := lastMonth.AddDate(0, 1, 0)
 	var edges []slotEdge
 	if next := from.AddDate(0, 1, 0); first.After(from) && next.Sub(first) < 24*time.Hour && !bounds[1].Before(next) {
